@@ -1,0 +1,1 @@
+"""Command groups of the ``gascli`` typer app, one module per group."""
