@@ -47,7 +47,7 @@ def per_sample_baseline(labels: np.ndarray, p: np.ndarray) -> tuple[float, float
     """
     tp = tn = fp = fn = 0.0
     sq = 0.0
-    for y, q in zip(labels.tolist(), p.tolist()):
+    for y, q in zip(labels.tolist(), p.tolist(), strict=True):
         pred = q > 0.5
         if y == 1:
             tp, fn = (tp + 1, fn) if pred else (tp, fn + 1)
