@@ -92,6 +92,11 @@ class GasSettings(BaseSettings):
     netuid: int | None = Field(
         default=None, ge=0, le=65535, description="Subnet id; derived from the network when unset."
     )
+    devchain: str = Field(
+        default="default",
+        pattern=r"^[A-Za-z0-9_.-]+$",
+        description="Name of the dev chain file (<cache>/devchain/<name>.db) when network is dev.",
+    )
     wallet_name: str = Field(default="default", min_length=1, description="Bittensor wallet (coldkey) name.")
     wallet_hotkey: str = Field(default="default", min_length=1, description="Hotkey name inside the wallet.")
     wallet_path: Path = Field(
