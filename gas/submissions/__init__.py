@@ -1,0 +1,1 @@
+"""Detector packages: format, validation, the sandbox that runs them, model stores, commitments."""
