@@ -326,13 +326,22 @@ def metagraph(network: NetworkOpt = None, netuid: NetuidOpt = None, devchain: De
     Console().print(table)
 
 
+def _models(data: bytes, hotkey: str) -> dict[str, dict[str, str]]:
+    """The detector packages a GAS commitment names (empty when it is not one)."""
+    from gas.submissions.commitment import decode_commitment
+
+    return {m.value: {"sha256": e.package_sha256, "store": e.store_uri, "ref": e.ref}
+            for m, e in decode_commitment(data, hotkey, quiet=True).items()}
+
+
 @app.command()
 def commitments(network: NetworkOpt = None, netuid: NetuidOpt = None, devchain: DevNameOpt = None, as_json: JsonOpt = False) -> None:
-    """Each hotkey's current commitment (text when it is UTF-8, hex otherwise)."""
+    """Each hotkey's current commitment: text (hex when not UTF-8) and the detector models it names."""
     settings = _settings(network=network, netuid=netuid, devchain=devchain)
     with _chain(settings) as chain:
         rows = chain.commitments()
-    out = [{"hotkey": hk, "block": c.block, "text": c.text, "hex": c.data.hex()} for hk, c in sorted(rows.items())]
+    out = [{"hotkey": hk, "block": c.block, "text": c.text, "hex": c.data.hex(), "models": _models(c.data, hk)}
+           for hk, c in sorted(rows.items())]
     if as_json:
         _print_json(out)
         return
@@ -340,10 +349,12 @@ def commitments(network: NetworkOpt = None, netuid: NetuidOpt = None, devchain: 
     from rich.table import Table
 
     table = Table(title=f"commitments on subnet {settings.netuid} ({len(out)})")
-    for col in ("hotkey", "block", "data"):
-        table.add_column(col)
+    for col in ("hotkey", "block", "models", "data"):
+        table.add_column(col, overflow="fold")
     for r in out:
-        table.add_row(r["hotkey"], str(r["block"]), r["text"] if r["text"] is not None else f"0x{r['hex']} (not UTF-8)")
+        models = "\n".join(f"{m}: {e['sha256'][:16]}…" for m, e in r["models"].items())
+        table.add_row(r["hotkey"], str(r["block"]), models,
+                      r["text"] if r["text"] is not None else f"0x{r['hex']} (not UTF-8)")
     Console().print(table)
 
 

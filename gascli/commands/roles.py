@@ -20,11 +20,6 @@ generator = typer.Typer(
     help="Generative miner: a signed HTTP server that generates media on request.",
     no_args_is_help=True,
 )
-discriminator = typer.Typer(
-    name="discriminator",
-    help="Discriminative miner: package, validate and push detector models.",
-    no_args_is_help=True,
-)
 
-for _app, _role in ((validator, "validator"), (generator, "generator"), (discriminator, "discriminator")):
+for _app, _role in ((validator, "validator"), (generator, "generator")):
     add_config_command(_app, _role)

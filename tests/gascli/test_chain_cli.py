@@ -146,7 +146,7 @@ def test_reads_work_on_a_real_network_through_the_bittensor_backend(tmp_path: Pa
     (n,) = js("chain", "metagraph", "--network", "test")["neurons"]
     assert (n["hotkey"], n["coldkey"], n["validator_permit"], n["last_update"]) == (hk, ck, True, 6_990)
     assert js("chain", "commitments", "--network", "test") == [
-        {"hotkey": hk, "block": 6_000, "text": "model:v1", "hex": b"model:v1".hex()}
+        {"hotkey": hk, "block": 6_000, "text": "model:v1", "hex": b"model:v1".hex(), "models": {}}
     ]
     assert js("chain", "weights", "--network", "test") == [
         {"block": 6_990, "uid": 0, "hotkey": hk, "weights": {"0": 1.0}}
