@@ -523,7 +523,11 @@ class _Launch:
         for k, v in sorted(self.env.items()):
             a += ["--setenv", k, v]
 
-        made: set[str] = {"/"}
+        # /proc, /dev and the private /tmp come first: a later bind can then land inside them (a venv
+        # or checkout under /tmp stays visible on top of the empty tmpfs instead of being hidden).
+        a += ["--proc", "/proc", "--dev", "/dev"]
+        a += ["--perms", "1777", "--size", str(int(self.limits.tmp_bytes)), "--tmpfs", "/tmp"]
+        made: set[str] = {"/", "/proc", "/dev", "/tmp"}
 
         def dirs_for(dest: str) -> None:
             parts = pathlib.PurePosixPath(dest).parts[1:-1]
@@ -560,8 +564,6 @@ class _Launch:
         ro(str(CHILD_SCRIPT), self.child_in)
         ro(str(self.package_dir), self.pkg_in)
         ro(str(self.io_dir), self.io_in)
-        a += ["--proc", "/proc", "--dev", "/dev"]
-        a += ["--perms", "1777", "--size", str(int(self.limits.tmp_bytes)), "--tmpfs", "/tmp"]
         if self.gpu:
             a += ["--ro-bind-try", "/sys", "/sys"]
             for dev in sorted(glob.glob("/dev/nvidia*")):
