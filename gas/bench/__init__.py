@@ -1,0 +1,1 @@
+"""The detector benchmark engine: datasets, decode + preprocess, cached tensors, sandboxed runs, reports."""
