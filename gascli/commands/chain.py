@@ -335,20 +335,33 @@ def _models(data: bytes, hotkey: str) -> dict[str, dict[str, str]]:
 
 
 @app.command()
-def commitments(network: NetworkOpt = None, netuid: NetuidOpt = None, devchain: DevNameOpt = None, as_json: JsonOpt = False) -> None:
+def commitments(
+    network: NetworkOpt = None,
+    netuid: NetuidOpt = None,
+    devchain: DevNameOpt = None,
+    history: Annotated[bool, typer.Option("--history", help="Every accepted commitment, oldest first (dev).")] = False,
+    as_json: JsonOpt = False,
+) -> None:
     """Each hotkey's current commitment: text (hex when not UTF-8) and the detector models it names."""
+    from gas.chain.base import Commitment
+
     settings = _settings(network=network, netuid=netuid, devchain=devchain)
     with _chain(settings) as chain:
-        rows = chain.commitments()
+        if history:
+            if not hasattr(chain, "commitment_history"):
+                raise _fail(f"commitment history is kept only by the dev chain, not on {settings.network!r}", 2)
+            rows = [(r.hotkey, Commitment(r.block, r.data)) for r in chain.commitment_history()]
+        else:
+            rows = sorted(chain.commitments().items())
     out = [{"hotkey": hk, "block": c.block, "text": c.text, "hex": c.data.hex(), "models": _models(c.data, hk)}
-           for hk, c in sorted(rows.items())]
+           for hk, c in rows]
     if as_json:
         _print_json(out)
         return
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=f"commitments on subnet {settings.netuid} ({len(out)})")
+    table = Table(title=f"commitments on subnet {settings.netuid}" + (" (history)" if history else "") + f" ({len(out)})")
     for col in ("hotkey", "block", "models", "data"):
         table.add_column(col, overflow="fold")
     for r in out:

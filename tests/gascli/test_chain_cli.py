@@ -53,6 +53,8 @@ def test_full_cycle_through_the_cli(env) -> None:
     (c,) = js("chain", "commitments")
     assert c["text"] is None and c["hex"] == "ff00fe"  # non-UTF-8 bytes survive and print as hex
     assert "0xff00fe (not UTF-8)" in run("chain", "commitments").output
+    (h,) = js("chain", "commitments", "--history")
+    assert (h["hex"], h["block"]) == ("ff00fe", c["block"])
 
     mg = js("chain", "metagraph")["neurons"]
     assert mg[1]["axon_ip"] == "203.0.113.7" and mg[1]["axon_port"] == 8093
