@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 
 from gascli.aliases import alias_group
-from gascli.commands import bench, chain, discriminator, roles, wallet
+from gascli.commands import bench, chain, data, discriminator, roles, wallet
 
 ROOT_ALIASES: dict[str, tuple[str, ...]] = {
     "validator": ("vali", "v"),
@@ -34,6 +34,7 @@ app.add_typer(roles.generator, name="generator")
 app.add_typer(discriminator.app, name="discriminator")
 app.add_typer(bench.app, name="bench")
 app.add_typer(chain.app, name="chain")
+app.add_typer(data.app, name="data")
 app.add_typer(wallet.app, name="wallet")
 
 

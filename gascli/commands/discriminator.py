@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from gascli.commands import bench as _bench
 from gascli.commands.settings_view import add_config_command
 
 app = typer.Typer(
@@ -133,3 +134,10 @@ def push(
     code = push_model.main(argv)
     if code:
         raise typer.Exit(code)
+
+
+# The miner's name for `gascli bench run`: same options, same function.
+app.command(
+    "benchmark",
+    help="Benchmark detector packages on local datasets in their sandbox (same as `gascli bench run`).",
+)(_bench.run)

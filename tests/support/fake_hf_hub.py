@@ -27,6 +27,7 @@ import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from urllib.parse import unquote
 
 import httpx2
 from huggingface_hub import set_client_factory
@@ -45,6 +46,8 @@ class FakeHub:
     calls: list[tuple[str, str]] = field(default_factory=list)  # (method, path)
     auth: list[str | None] = field(default_factory=list)
     fail_commits: int | None = None  # respond to commits with this status
+    repo_type: str = "model"  # "model" or "dataset": which URL prefixes the routes answer
+    page_size: int = 1000  # tree entries per page (the Hub's cap is 1000)
 
     def __post_init__(self) -> None:
         root = hashlib.sha1(b"initial").hexdigest()
@@ -61,19 +64,38 @@ class FakeHub:
     def count(self, method: str, fragment: str) -> int:
         return sum(1 for m, p in self.calls if m == method and fragment in p)
 
+    def add_files(self, files: dict[str, bytes], branch: str = "main", message: str = "add files") -> str:
+        """Commit ``files`` on ``branch`` directly (no upload protocol); returns the new commit."""
+        parent = self.branches[branch]
+        tree = dict(self.commits[parent])
+        for path, data in files.items():
+            oid = hashlib.sha256(data).hexdigest()
+            self.blobs[oid] = data
+            tree[path] = oid
+        commit = hashlib.sha1(f"{parent}{sorted(tree.items())}".encode()).hexdigest()
+        self.commits[commit] = tree
+        self.branches[branch] = commit
+        self.commit_messages[commit] = message
+        return commit
+
     # -- routing -----------------------------------------------------------------------------
     @contextmanager
     def installed(self) -> Iterator[FakeHub]:
         """Route every ``huggingface_hub`` request here for the duration (unrouted → AssertionError)."""
         ep, repo = re.escape(self.endpoint), re.escape(self.repo_id)
+        kind = {"model": "models", "dataset": "datasets"}[self.repo_type]
+        url_repo = repo if self.repo_type == "model" else f"{kind}/{repo}"
         self._routes = [
-            ("POST", re.compile(rf"^{ep}/api/models/{repo}/preupload/(?P<rev>[^?]+)$"), self._preupload),
-            ("POST", re.compile(rf"^{ep}/{repo}\.git/info/lfs/objects/batch$"), self._batch),
+            ("POST", re.compile(rf"^{ep}/api/{kind}/{repo}/preupload/(?P<rev>[^?]+)$"), self._preupload),
+            ("POST", re.compile(rf"^{ep}/{url_repo}\.git/info/lfs/objects/batch$"), self._batch),
             ("PUT", re.compile(rf"^{ep}/fake-lfs/(?P<oid>[0-9a-f]{{64}})$"), self._lfs_put),
             ("POST", re.compile(rf"^{ep}/fake-lfs/(?P<oid>[0-9a-f]{{64}})/verify$"), self._lfs_verify),
-            ("POST", re.compile(rf"^{ep}/api/models/{repo}/commit/(?P<rev>[^?]+)$"), self._commit),
-            ("HEAD", re.compile(rf"^{ep}/{repo}/resolve/(?P<rev>[^/]+)/(?P<path>.+)$"), self._resolve),
-            ("GET", re.compile(rf"^{ep}/{repo}/resolve/(?P<rev>[^/]+)/(?P<path>.+)$"), self._resolve),
+            ("POST", re.compile(rf"^{ep}/api/{kind}/{repo}/commit/(?P<rev>[^?]+)$"), self._commit),
+            ("HEAD", re.compile(rf"^{ep}/{url_repo}/resolve/(?P<rev>[^/]+)/(?P<path>.+)$"), self._resolve),
+            ("GET", re.compile(rf"^{ep}/{url_repo}/resolve/(?P<rev>[^/]+)/(?P<path>.+)$"), self._resolve),
+            ("GET", re.compile(rf"^{ep}/api/{kind}/{repo}(?:/revision/(?P<rev>[^/]+))?$"), self._info),
+            ("GET", re.compile(rf"^{ep}/api/{kind}/{repo}/tree/(?P<rev>[^/]+)(?:/(?P<path>.+))?$"), self._tree_list),
+            ("GET", re.compile(rf"^{ep}/api/{kind}/(?!{repo}(?:/|$))[^/]+/[^/]+(?:/.*)?$"), self._repo_not_found),
         ]
 
         def factory() -> httpx2.Client:
@@ -107,6 +129,56 @@ class FakeHub:
         commit = self.branches.get(rev, rev)
         tree = self.commits.get(commit)
         return None if tree is None else (commit, tree)
+
+    def _info(self, request: httpx2.Request, rev: str | None = None) -> httpx2.Response:
+        self._record(request)
+        found = self._tree(unquote(rev or "main"))
+        if found is None:
+            return httpx2.Response(404, headers={"X-Error-Code": "RevisionNotFound"}, json={"error": "no revision"})
+        return httpx2.Response(200, json={"id": self.repo_id, "sha": found[0], "private": False})
+
+    def _tree_list(self, request: httpx2.Request, rev: str, path: str | None = None) -> httpx2.Response:
+        self._record(request)
+        found = self._tree(unquote(rev))
+        if found is None:
+            return httpx2.Response(404, headers={"X-Error-Code": "RevisionNotFound"}, json={"error": "no revision"})
+        _, tree = found
+        prefix = unquote(path).rstrip("/") + "/" if path else ""
+        recursive = request.url.params.get("recursive", "false").lower() == "true"
+        entries: list[dict] = []
+        dirs: set[str] = set()
+        for p in sorted(tree):
+            if not p.startswith(prefix):
+                continue
+            rest = p[len(prefix) :]
+            parts = rest.split("/")
+            for k in range(1, len(parts) if recursive else min(2, len(parts))):
+                d = prefix + "/".join(parts[:k])
+                if d not in dirs:
+                    dirs.add(d)
+                    entries.append({"type": "directory", "path": d, "oid": hashlib.sha1(d.encode()).hexdigest(), "size": 0})
+            if recursive or len(parts) == 1:
+                oid, size = tree[p], len(self.blobs[tree[p]])
+                entries.append(
+                    {
+                        "type": "file",
+                        "path": p,
+                        "size": size,
+                        "oid": hashlib.sha1(oid.encode()).hexdigest(),
+                        "lfs": {"oid": oid, "size": size, "pointerSize": 134},
+                    }
+                )
+        start = int(request.url.params.get("cursor", "0"))
+        page = entries[start : start + self.page_size]
+        headers = {}
+        if start + self.page_size < len(entries):
+            nxt = request.url.copy_set_param("cursor", str(start + self.page_size))
+            headers["Link"] = f'<{nxt}>; rel="next"'
+        return httpx2.Response(200, headers=headers, json=page)
+
+    def _repo_not_found(self, request: httpx2.Request) -> httpx2.Response:
+        self._record(request)
+        return httpx2.Response(404, headers={"X-Error-Code": "RepoNotFound"}, json={"error": "Repository not found"})
 
     def _preupload(self, request: httpx2.Request, rev: str) -> httpx2.Response:
         self._record(request)
@@ -182,12 +254,13 @@ class FakeHub:
 
     def _resolve(self, request: httpx2.Request, rev: str, path: str) -> httpx2.Response:
         self._record(request)
-        found = self._tree(rev)
+        found = self._tree(unquote(rev))
         if found is None:
             return httpx2.Response(
                 404, headers={"X-Error-Code": "RevisionNotFound"}, json={"error": "no revision"}
             )
         commit, tree = found
+        path = unquote(path)
         oid = tree.get(path)
         if oid is None:
             return httpx2.Response(
