@@ -38,19 +38,11 @@ from gas.bench.preprocess import decode_and_preprocess, decode_video_frames
 from gas.bench.tensor_cache import TensorCache
 from gas.bench.types import PreprocessKey, Sample
 from gas.types import MediaLabel, Modality
+from machine import cpu_model  # benchmarks/machine.py (the script's own folder)
 
 KEY = PreprocessKey(Modality.IMAGE, 224, 224)
 
 
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as fh:
-            for line in fh:
-                if line.lower().startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine() or "unknown"
 
 
 def machine_info() -> str:

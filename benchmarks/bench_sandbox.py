@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from gas.submissions.sandbox import SandboxLimits, SandboxSpec, _base_env, available_isolation, open_sandbox
+from machine import cpu_model  # benchmarks/machine.py (the script's own folder)
 
 RESNET = """
 import torch
@@ -125,15 +126,6 @@ for line in sys.stdin:
 """
 
 
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as fh:
-            for line in fh:
-                if line.lower().startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine() or "unknown"
 
 
 def write_package(root: Path, source: str, state: dict) -> Path:

@@ -17,17 +17,9 @@ from collections.abc import Callable
 import numpy as np
 
 from gas.scoring import binary_metrics, maximally_wrong, p_synthetic_from_logits
+from machine import cpu_model  # benchmarks/machine.py (the script's own folder)
 
 
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as fh:
-            for line in fh:
-                if line.lower().startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine() or "unknown"
 
 
 def timed(fn: Callable[[], object], repeats: int) -> tuple[float, float]:

@@ -8,32 +8,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from bittensor_core import Keypair
+from devchain_helpers import FakeClock, make_identity  # tests/support: one copy for every folder
 
 from gas.chain.base import Identity
 from gas.chain.devchain import DevChain
-
-
-class FakeClock:
-    """Seconds that move only when told to; ``advance_blocks`` moves by whole blocks."""
-
-    def __init__(self, start: float = 1_700_000_000.0, block_time: float = 1.0) -> None:
-        self.now = start
-        self.block_time = block_time
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance_blocks(self, n: int) -> None:
-        self.now += n * self.block_time
-
-
-def make_identity(name: str) -> Identity:
-    """A hotkey and a coldkey derived from dev URIs (real ss58 addresses, no files)."""
-    return Identity(
-        hotkey=Keypair.create_from_uri(f"//{name}-hot").ss58_address,
-        coldkey=Keypair.create_from_uri(f"//{name}-cold").ss58_address,
-    )
 
 
 @pytest.fixture
