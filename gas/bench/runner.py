@@ -626,6 +626,7 @@ def _run(package: Any, *, package_path: Path, datasets: list[Any], mode: Mode, s
     from gas.submissions.smoke import sandbox_spec
 
     spec = sandbox_spec(package)
+    all_cached = _all_cached(cache, work)
     session = _Session(package=package, spec=spec, opener=sandbox_opener, limits=limits, allow_unsandboxed=
                        allow_unsandboxed, device=device, max_restarts=max_restarts)
     new_records: list[SampleRecord] = []
@@ -646,7 +647,8 @@ def _run(package: Any, *, package_path: Path, datasets: list[Any], mode: Mode, s
             with contextlib.ExitStack() as stack:
                 # the decode workers start in the background while the sandbox starts here: the
                 # sandbox must be opened from this (the calling) thread, its child dies with it
-                pool, warm, warm_errors = _open_pool(stack, decode_pool_factory, workers, cache, prefetch)
+                pool, warm, warm_errors = _open_pool(stack, decode_pool_factory, workers, cache, prefetch,
+                                                     warm=not all_cached)
                 session.open(first=True)
                 ckpt.append_sandbox({"isolation": session.isolation, "device": session.device_used,
                                      "torch": session.torch_version, "details": session.sandbox_details})
@@ -746,10 +748,22 @@ def _run(package: Any, *, package_path: Path, datasets: list[Any], mode: Mode, s
     return results
 
 
+def _all_cached(cache: Any, work: list[_Work]) -> bool:
+    """Whether the tensor cache already holds every tensor this run needs (one stat per sample)."""
+    if cache is None:
+        return False
+    try:
+        return all((s.sha256, w.key.id) in cache for w in work for _, items in w.batches for _, s in items)
+    except (TypeError, ValueError):
+        return False
+
+
 def _open_pool(stack: contextlib.ExitStack, decode_pool_factory: Callable, workers: int | None, cache: Any,
-               prefetch: int) -> tuple[Any, threading.Thread | None, list[BaseException]]:
+               prefetch: int, *, warm: bool = True) -> tuple[Any, threading.Thread | None, list[BaseException]]:
     """Enter the decode pool and start its workers in the background (overlapping the sandbox's
-    start-up); returns the pool, the warm-up thread and where that thread puts its error."""
+    start-up); returns the pool, the warm-up thread and where that thread puts its error. With
+    ``warm=False`` (every tensor is cached) the workers are not started: the pool starts them
+    lazily on a miss, and the sandbox starts without competing for the cores."""
     try:
         pool = stack.enter_context(decode_pool_factory(workers=workers, cache=cache, prefetch=prefetch))
     except Exception as exc:
@@ -757,7 +771,7 @@ def _open_pool(stack: contextlib.ExitStack, decode_pool_factory: Callable, worke
                                infrastructure=True) from exc
     warmup = getattr(pool, "warmup", None)
     errors: list[BaseException] = []
-    if not callable(warmup):
+    if not warm or not callable(warmup):
         return pool, None, errors
 
     def run() -> None:
