@@ -421,8 +421,19 @@ def test_integration_real_decode_pool_and_tensor_cache(image_pkg, synth_images, 
     first = run_benchmark(image_pkg, results_dir=tmp_path / "a", **kw)  # the real DecodePool
     assert first.complete and first.counts.ok == 16
     hits = cache.stats().hits
-    second = run_benchmark(image_pkg, results_dir=tmp_path / "b", **kw)  # served from the tensor cache
+    from gas.bench.decode_pool import DecodePool
+
+    warmups = []
+
+    class SpyPool(DecodePool):
+        def warmup(self):
+            warmups.append(1)
+            return super().warmup()
+
+    second = run_benchmark(image_pkg, results_dir=tmp_path / "b",  # served from the tensor cache
+                           decode_pool_factory=lambda **k: SpyPool(**k), **kw)
     assert cache.stats().hits - hits == 16
+    assert warmups == []  # everything was cached: no decode worker was started
     assert second.scores == first.scores
     a, b = by_sample(tmp_path / "a"), by_sample(tmp_path / "b")
     assert all(a[k]["logits"] == b[k]["logits"] for k in a)
