@@ -1,0 +1,1 @@
+"""Wire protocols between GAS nodes (Epistula v2 request signing)."""
