@@ -55,6 +55,11 @@ class ImportReport:
     def skipped(self) -> int:
         return self.skipped_unreadable + self.skipped_invalid + self.skipped_duplicate
 
+    def skip(self, kind: str, where: str, reason: str) -> None:
+        """Count one skipped file (``kind``: unreadable or invalid) and say why in ``warnings``."""
+        setattr(self, f"skipped_{kind}", getattr(self, f"skipped_{kind}") + 1)
+        self.warnings.append(f"{where}: {reason}")
+
 
 def sniff_media(data: bytes) -> tuple[Modality, str] | None:
     """``(modality, extension)`` from a file's magic bytes, or None when it is no known media type.
@@ -221,13 +226,11 @@ def import_folder(
             try:
                 data = f.read_bytes()
             except OSError as e:
-                report.skipped_unreadable += 1
-                report.warnings.append(f"{rel}: unreadable ({e.strerror or e})")
+                report.skip("unreadable", rel, f"unreadable ({e.strerror or e})")
                 continue
             problem = _check_media(data, modality)
             if problem:
-                report.skipped_invalid += 1
-                report.warnings.append(f"{rel}: {problem}")
+                report.skip("invalid", rel, problem)
                 continue
             yield DatasetItem(f"samples/{rel}", data, label, f"{prefix}/{rel}")
 
@@ -378,18 +381,15 @@ def import_hf(
                     )
                     data = local.read_bytes()
                 except Exception as e:  # one failed download skips the file, not the import
-                    report.skipped_unreadable += 1
-                    report.warnings.append(f"{f.path}: download failed ({' '.join(str(e).split())[:160]})")
+                    report.skip("unreadable", f.path, f"download failed ({' '.join(str(e).split())[:160]})")
                     continue
                 want = expected_sha(f)
                 if want and sha256_bytes(data) != want:
-                    report.skipped_invalid += 1
-                    report.warnings.append(f"{f.path}: sha256 differs from the Hub's LFS oid")
+                    report.skip("invalid", f.path, "sha256 differs from the Hub's LFS oid")
                     continue
                 problem = _check_media(data, modality)
                 if problem:
-                    report.skipped_invalid += 1
-                    report.warnings.append(f"{f.path}: {problem}")
+                    report.skip("invalid", f.path, problem)
                     continue
                 yield DatasetItem(f"samples/{f.path}", data, label, f"{base}/{f.path}")
             return
@@ -403,8 +403,7 @@ def import_hf(
             for row, data in _order(rows, max_samples, seed):
                 problem = _check_media(data, modality)
                 if problem:
-                    report.skipped_invalid += 1
-                    report.warnings.append(f"{f.path}#{row}: {problem}")
+                    report.skip("invalid", f"{f.path}#{row}", problem)
                     continue
                 ext = sniff_media(data)[1]  # type: ignore[index]  # checked above
                 yield DatasetItem(f"samples/{stem}/{row:06d}{ext}", data, label, f"{base}/{f.path}#{row}")

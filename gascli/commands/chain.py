@@ -93,6 +93,13 @@ def _dev_path(settings: GasSettings) -> Path:
     return DevChain.default_path(settings.cache_dir, settings.devchain)
 
 
+def _history(chain: Any, method: str, what: str, settings: GasSettings) -> list:
+    """The dev chain's history records; other backends keep none, which is a usage error."""
+    if not hasattr(chain, method):
+        raise _fail(f"{what} history is kept only by the dev chain, not on {settings.network!r}", 2)
+    return getattr(chain, method)()
+
+
 def _print_json(obj: Any) -> None:
     typer.echo(json.dumps(obj, indent=2, default=str))
 
@@ -348,9 +355,8 @@ def commitments(
     settings = _settings(network=network, netuid=netuid, devchain=devchain)
     with _chain(settings) as chain:
         if history:
-            if not hasattr(chain, "commitment_history"):
-                raise _fail(f"commitment history is kept only by the dev chain, not on {settings.network!r}", 2)
-            rows = [(r.hotkey, Commitment(r.block, r.data)) for r in chain.commitment_history()]
+            rows = [(r.hotkey, Commitment(r.block, r.data))
+                    for r in _history(chain, "commitment_history", "commitment", settings)]
         else:
             rows = sorted(chain.commitments().items())
     out = [{"hotkey": hk, "block": c.block, "text": c.text, "hex": c.data.hex(), "models": _models(c.data, hk)}
@@ -383,10 +389,8 @@ def weights(
     settings = _settings(network=network, netuid=netuid, devchain=devchain)
     with _chain(settings) as chain:
         if history:
-            if not hasattr(chain, "weights_history"):
-                raise _fail(f"weight history is kept only by the dev chain, not on {settings.network!r}", 2)
             rows = [{"block": r.block, "uid": r.uid, "hotkey": r.hotkey, "weights": r.weights}
-                    for r in chain.weights_history()]
+                    for r in _history(chain, "weights_history", "weight", settings)]
         else:
             mg = chain.metagraph()
             rows = []
