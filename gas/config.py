@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar, Literal, TypeVar
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from gas.scoring.rewards import GeneratorRewardParams
@@ -32,6 +32,10 @@ NAMED_NETWORKS = ("dev", "local", "test", "finney")
 _URL_RE = re.compile(r"^wss?://[^\s/]+(:\d+)?(/.*)?$")
 
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
+
+#: Generation services the miner can run per modality ("none" switches the modality off).
+IMAGE_SERVICES = ("diffusers", "openai", "openrouter", "stabilityai", "none")
+VIDEO_SERVICES = ("diffusers", "openai", "openrouter", "runway", "none")
 
 
 def project_root() -> Path:
@@ -56,8 +60,12 @@ class SettingsError(ValueError):
         problems = []
         for e in err.errors():
             loc = [str(p) for p in e["loc"]]
-            field = ".".join(loc) or "(model)"
-            env = env_var_name(*loc) if loc else ""
+            if loc and loc[0].upper() == loc[0] and loc[0] not in ("",):
+                # an aliased field (IMAGE_SERVICE, OPENAI_API_KEY, ...): the alias is the variable
+                env, field = loc[0], ".".join([loc[0].lower().removeprefix("gas_"), *loc[1:]])
+            else:
+                field = ".".join(loc) or "(model)"
+                env = env_var_name(*loc) if loc else ""
             value = e.get("input")
             shown = "" if isinstance(value, dict) or value is None else f" (got {value!r})"
             where = f"{env} / {field}" if env else field
@@ -159,10 +167,115 @@ class GeneratorSettings(GasSettings):
 
     env_file_name: ClassVar[str] = ".env.gen_miner"
 
+    model_config = SettingsConfigDict(populate_by_name=True)
+
+    # --- server and chain presence -------------------------------------------------------------
     axon_port: int = Field(default=8093, ge=1, le=65535, description="Port the miner's HTTP server listens on.")
+    bind_host: str = Field(default="0.0.0.0", description="Interface the HTTP server binds (never advertised).")
     external_ip: str | None = Field(default=None, description="Routable IP published on chain (auto if unset).")
+    metagraph_refresh_s: float = Field(
+        default=120.0, gt=0, description="Seconds between metagraph refreshes (new validators accepted without restart)."
+    )
+    # --- who may ask for media ------------------------------------------------------------------
+    require_validator_permit: bool = Field(
+        default=True, description="Accept signers holding a validator permit (see min_validator_stake)."
+    )
+    min_validator_stake: float = Field(
+        default=20000.0, ge=0, description="Also accept signers with at least this stake; 0 disables the stake rule."
+    )
+    epistula_max_age_s: float = Field(default=30.0, gt=0, description="Oldest accepted request timestamp (s).")
+    epistula_max_future_s: float = Field(default=5.0, ge=0, description="Largest accepted clock skew ahead (s).")
+    max_request_bytes: int = Field(default=65536, ge=1024, description="Largest accepted request body (bytes).")
+    # --- task engine ----------------------------------------------------------------------------
     max_concurrent_tasks: int = Field(default=5, ge=1, le=256)
     task_timeout: float = Field(default=300.0, gt=0, description="Seconds before a generation task fails.")
+    max_task_age_hours: float = Field(default=24.0, gt=0, description="Finished tasks older than this are deleted.")
+    cleanup_interval: float = Field(default=3600.0, gt=0, description="Seconds between cleanups of old tasks.")
+    webhook_max_retries: int = Field(default=3, ge=0, le=20, description="Retries after a failed webhook delivery.")
+    webhook_retry_delay: float = Field(default=2.0, ge=0, description="First retry delay (s); doubles per retry.")
+    webhook_timeout: float = Field(default=30.0, gt=0, description="Per-attempt webhook timeout (s).")
+    save_media: bool = Field(default=False, description="Keep a copy of every generated file under <cache>/generator/media.")
+    # --- generation services --------------------------------------------------------------------
+    image_service: str = Field(
+        default="diffusers",
+        validation_alias=AliasChoices("GAS_IMAGE_SERVICE", "IMAGE_SERVICE", "image_service"),
+        description="Image service: diffusers, openai, openrouter, stabilityai, or none (env IMAGE_SERVICE).",
+    )
+    video_service: str = Field(
+        default="diffusers",
+        validation_alias=AliasChoices("GAS_VIDEO_SERVICE", "VIDEO_SERVICE", "video_service"),
+        description="Video service: diffusers, openai, openrouter, runway, or none (env VIDEO_SERVICE).",
+    )
+    diffusers_image_model: str = Field(
+        default="builtin:tiny",
+        description="Hub id or local directory of a text-to-image pipeline; builtin:tiny = random-weight demo model.",
+    )
+    diffusers_video_model: str = Field(
+        default="builtin:tiny",
+        description="Hub id or local directory of a text-to-video pipeline; builtin:tiny = random-weight demo model.",
+    )
+    diffusers_device: str = Field(default="auto", description="auto (cuda when present), cpu, or cuda[:N].")
+    c2pa_cert: Path | None = Field(
+        default=None, description="PEM chain (signer first) for C2PA signing; default <cache>/c2pa/signer.pem."
+    )
+    c2pa_key: Path | None = Field(
+        default=None, description="PEM private key for C2PA signing; default <cache>/c2pa/signer.key."
+    )
+    c2pa_trust_anchors: list[Path] = Field(
+        default_factory=list,
+        description="Operator's own trust-anchor PEM files, added to configs/trust_anchors/ (JSON list in env).",
+    )
+    # API keys keep the reference's variable names so existing .env.gen_miner files work.
+    openai_api_key: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("OPENAI_API_KEY", "GAS_OPENAI_API_KEY", "openai_api_key")
+    )
+    openrouter_api_key: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices("OPEN_ROUTER_API_KEY", "OPENROUTER_API_KEY", "GAS_OPENROUTER_API_KEY",
+                                      "openrouter_api_key"),
+    )
+    stability_api_key: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices("STABILITY_API_KEY", "GAS_STABILITY_API_KEY", "stability_api_key"),
+    )
+    runway_api_key: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices("RUNWAYML_API_SECRET", "RUNWAYML_API_KEY", "GAS_RUNWAY_API_KEY",
+                                      "runway_api_key"),
+    )
+    openai_base_url: str = Field(default="https://api.openai.com/v1")
+    openrouter_base_url: str = Field(default="https://openrouter.ai/api/v1")
+    stability_base_url: str = Field(default="https://api.stability.ai")
+    runway_base_url: str = Field(default="https://api.dev.runwayml.com/v1")
+
+    @field_validator("image_service", "video_service", mode="before")
+    @classmethod
+    def _service_name(cls, v: Any, info: Any) -> Any:
+        if not isinstance(v, str):
+            return v
+        v = v.strip().lower()
+        allowed = IMAGE_SERVICES if info.field_name == "image_service" else VIDEO_SERVICES
+        if v not in allowed:
+            raise ValueError(f"{v!r} is not one of {', '.join(allowed)}")
+        return v
+
+    @field_validator("c2pa_cert", "c2pa_key", mode="after")
+    @classmethod
+    def _expand_opt(cls, v: Path | None) -> Path | None:
+        return None if v is None else Path(os.path.expandvars(str(v))).expanduser()
+
+    @property
+    def generator_dir(self) -> Path:
+        """State of the miner: task database, media awaiting delivery, C2PA credentials."""
+        return self.cache_dir / "generator"
+
+    @property
+    def c2pa_cert_path(self) -> Path:
+        return self.c2pa_cert or self.cache_dir / "c2pa" / "signer.pem"
+
+    @property
+    def c2pa_key_path(self) -> Path:
+        return self.c2pa_key or self.cache_dir / "c2pa" / "signer.key"
 
 
 class DiscriminatorSettings(GasSettings):

@@ -1,0 +1,1 @@
+"""Media generation for the generative miner: services, the durable task engine, C2PA signing."""
