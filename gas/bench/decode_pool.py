@@ -62,6 +62,15 @@ MALLOC_MMAP_THRESHOLD = 32 << 20  # worker processes only, see _tune_malloc
 MALLOC_TRIM_THRESHOLD = 128 << 20
 
 Decoder = Callable[[bytes, PreprocessKey], np.ndarray]
+STARTUP_CHECK_TIMEOUT_S = 120.0
+
+
+class DecodeWorkersUnavailable(RuntimeError):
+    """Decode worker processes cannot start at all (a missing module, no memory, a broken install).
+
+    This is a failure on our side, never a sample's fault: it aborts the run instead of turning every
+    sample into a "decoder process crashed" error that would count against the miner.
+    """
 Result = tuple[Sample, "np.ndarray | DecodeError", float]
 
 
@@ -99,6 +108,11 @@ def _tune_malloc() -> None:
 def _worker_init() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _tune_malloc()
+    _import_codecs()
+
+
+def _import_codecs() -> None:
+    """Import the decoders now (start-up), so their cost is not paid on the first sample."""
     import cv2
 
     cv2.setNumThreads(1)  # parallelism is across processes
@@ -272,6 +286,7 @@ class DecodePool:
         timeout_s: float = DEFAULT_TIMEOUT_S,
         decoder: Decoder | None = None,
         mp_context: str = "spawn",
+        initializer: Callable[[], None] | None = None,
     ) -> None:
         self.workers = default_workers() if workers is None else int(workers)
         if self.workers < 0:
@@ -280,6 +295,7 @@ class DecodePool:
         self.cache = cache
         self.timeout_s = float(timeout_s)
         self.decoder = decoder  # test hook: a picklable module-level function (bytes, key) -> array
+        self.initializer = initializer or _worker_init  # test hook: picklable, module-level
         if mp_context not in ("spawn", "forkserver"):
             raise ValueError("decode workers start with 'spawn' or 'forkserver', never 'fork'")
         self._ctx = mp.get_context(mp_context)
@@ -332,7 +348,7 @@ class DecodePool:
         with self._pool_lock:
             if self._executor is None:
                 self._executor = ProcessPoolExecutor(
-                    max_workers=self.workers, mp_context=self._ctx, initializer=_worker_init
+                    max_workers=self.workers, mp_context=self._ctx, initializer=self.initializer
                 )
             return self._executor
 
@@ -415,9 +431,28 @@ class DecodePool:
                     slot.result, slot.seconds = f.result()
                 slot.future = None
 
+    def _check_workers_start(self) -> None:
+        """After a crash: can a fresh worker start at all? If not, the environment is broken (ours)."""
+        try:
+            self._pool().submit(_warm).result(timeout=STARTUP_CHECK_TIMEOUT_S)
+            return
+        except (BrokenProcessPool, CancelledError, FutureTimeout) as exc:
+            self._kill_pool()
+            cause = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        if self.initializer is _worker_init:
+            try:
+                _import_codecs()  # the usual reason: a decoder module that does not import
+            except Exception as exc:  # reported, not swallowed
+                cause = f"{type(exc).__name__}: {exc}"
+        raise DecodeWorkersUnavailable(
+            f"decode worker processes cannot start ({cause}); this is a problem with this machine's "
+            "installation, not with the samples: fix it and run again"
+        )
+
     def _on_crash(self, window: deque[_Slot], head: _Slot) -> None:
         """A worker died: the pool is broken and every unfinished future with it."""
         self._kill_pool()
+        self._check_workers_start()
         if head.isolated:
             log.warning("decoder process crashed on %s", head.sample.sample_id)
             head.result = DecodeError("decoder process crashed")

@@ -665,6 +665,8 @@ def main() -> int:
             if not torch.cuda.is_available():
                 raise RuntimeError(f"device {device!r} requested but CUDA is not available in the sandbox")
             dev = torch.device(device)
+            if dev.index is None:  # "cuda" means the current device; set_device needs an index
+                dev = torch.device("cuda", torch.cuda.current_device())
             torch.cuda.set_device(dev)
             torch.cuda.init()
             torch.empty(1, device=dev)  # create the context before the filters go up

@@ -10,6 +10,7 @@ from media_fixtures import (
     crashing_decoder,
     tiny_decoder,
     exploding_decoder,
+    failing_worker_init,
     hanging_decoder,
     make_index_clip,
     make_jpeg,
@@ -114,6 +115,17 @@ def test_crashing_worker_is_isolated(tmp_path, blobs):
     assert str(out[2][1]) == "decoder process crashed"
     for i in (0, 1, 3, 4, 5):
         assert isinstance(out[i][1], np.ndarray), out[i][1]
+
+
+def test_workers_that_cannot_start_abort_instead_of_failing_every_sample(tmp_path, blobs):
+    # A broken installation is our fault: it must not become "decoder process crashed" on every
+    # sample (which would count against the miner), and it must not crawl on until a timeout.
+    samples = write_samples(tmp_path / "d", blobs[:4], Modality.IMAGE)
+    t0 = time.monotonic()
+    with DecodePool(workers=2, prefetch=4, initializer=failing_worker_init) as pool:
+        with pytest.raises(dp.DecodeWorkersUnavailable, match="cannot start"):
+            list(pool.imap(samples, KEY))
+    assert time.monotonic() - t0 < 60
 
 
 def test_consumer_may_stop_early(tmp_path, blobs):

@@ -195,3 +195,8 @@ def crashing_decoder(data: bytes, key):
 def tiny_decoder(data: bytes, key):
     """Returns a 2x2 array whatever the key says (a decoder whose output does not fit the slots)."""
     return np.full((2, 2), len(data) % 251, np.uint8)
+
+
+def failing_worker_init() -> None:
+    """A decode-worker initializer that fails as a missing codec module would (spawned workers)."""
+    raise ModuleNotFoundError("No module named 'av'")
