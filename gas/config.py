@@ -215,6 +215,9 @@ class GeneratorSettings(GasSettings):
         description="Hub id or local directory of a text-to-video pipeline; builtin:tiny = random-weight demo model.",
     )
     diffusers_device: str = Field(default="auto", description="auto (cuda when present), cpu, or cuda[:N].")
+    diffusers_dtype: Literal["float16", "bfloat16", "float32"] | None = Field(
+        default=None, description="Pipeline dtype; default float16 on CUDA, float32 on CPU (Wan/Flux want bfloat16)."
+    )
     c2pa_cert: Path | None = Field(
         default=None, description="PEM chain (signer first) for C2PA signing; default <cache>/c2pa/signer.pem."
     )

@@ -545,7 +545,7 @@ class DiffusersService:
             signer=signer,
             cert_path=settings.c2pa_cert_path,
             key_path=settings.c2pa_key_path,
-            dtype=getattr(settings, "diffusers_dtype", None),
+            dtype=settings.diffusers_dtype,
         )
 
     # ---- availability ------------------------------------------------------------------------
