@@ -59,10 +59,19 @@ def test_alias_clash_rejected() -> None:
 
 def test_no_pretend_daemon_commands() -> None:
     """start/stop arrive with the daemons; until then the groups must not offer them."""
-    for group in ("validator", "generator"):
-        res = runner.invoke(app, [group, "start"])
-        assert res.exit_code == 2
-        assert "No such command" in res.output
+    res = runner.invoke(app, ["validator", "start"])
+    assert res.exit_code == 2
+    assert "No such command" in res.output
+
+
+def test_generator_has_daemon_commands() -> None:
+    """The generative miner exists, so its group offers the pm2 commands (and the C2PA tools)."""
+    res = runner.invoke(app, ["generator", "--help"], terminal_width=200)
+    assert res.exit_code == 0, res.output
+    for command in ("start", "stop", "restart", "status", "logs", "delete", "info", "init-c2pa", "verify-c2pa"):
+        assert command in res.output
+    res = runner.invoke(app, ["gen", "start", "--help"])
+    assert res.exit_code == 0 and "--env-file" in res.output
 
 
 def test_config_shows_sources_and_bad_settings_exit_2(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
