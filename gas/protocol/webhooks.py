@@ -49,6 +49,10 @@ RETRYABLE_4XX = frozenset({408, 429})
 _UNKNOWN_TASK_MARKER = b"Task not found"
 
 
+#: Webhook deliveries in flight at once per validator endpoint (host:port).
+DELIVERIES_PER_ENDPOINT = 8
+
+
 class WebhookTask(Protocol):
     """What the sender needs from a task (``gas.generation.task_store.TaskRecord`` fits)."""
 
@@ -177,6 +181,12 @@ class WebhookSender:
 
     ``client`` is injectable (tests, shared pools); when omitted one is created lazily and closed by
     :meth:`aclose`. ``sleep`` is injectable so tests can check the backoff without waiting.
+
+    At most ``per_endpoint`` deliveries (retries and backoff included) are in flight per validator
+    endpoint (host:port); the rest wait their turn. Without the bound a burst of finished tasks opens
+    hundreds of connections to one validator, httpx's pool does work linear in its connections for
+    every request, and delivery throughput collapses (benchmarks/bench_gen_server.py); a slow or dead
+    validator only holds its own slots.
     """
 
     def __init__(
@@ -189,9 +199,14 @@ class WebhookSender:
         timeout: float = 30.0,
         stats: DeliveryStats | None = None,
         sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
+        per_endpoint: int = DELIVERIES_PER_ENDPOINT,
     ) -> None:
         if max_retries < 0 or retry_delay < 0 or timeout <= 0:
             raise ValueError("max_retries and retry_delay must be >= 0 and timeout > 0")
+        if per_endpoint < 1:
+            raise ValueError("per_endpoint must be >= 1")
+        self.per_endpoint = per_endpoint
+        self._slots: dict[str, asyncio.Semaphore] = {}
         self.keypair = keypair
         self.max_retries = max_retries
         self.retry_delay = retry_delay
@@ -284,6 +299,15 @@ class WebhookSender:
         self, task: WebhookTask, body: bytes, headers: dict[str, str], *, kind: str
     ) -> DeliveryResult:
         endpoint = endpoint_of(task.webhook_url)
+        slot = self._slots.get(endpoint)
+        if slot is None:
+            slot = self._slots[endpoint] = asyncio.Semaphore(self.per_endpoint)
+        async with slot:
+            return await self._deliver_now(task, body, headers, kind=kind, endpoint=endpoint)
+
+    async def _deliver_now(
+        self, task: WebhookTask, body: bytes, headers: dict[str, str], *, kind: str, endpoint: str
+    ) -> DeliveryResult:
         validator = task.signed_by or endpoint
         try:
             url = validate_webhook_url(task.webhook_url)

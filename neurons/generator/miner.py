@@ -153,59 +153,6 @@ def resolve_external_ip(settings: Any, *, probe: Callable[[str, int], str] = out
 
 
 # --------------------------------------------------------------------------------------------
-# webhook delivery, bounded per validator
-# --------------------------------------------------------------------------------------------
-#: Webhook deliveries in flight at once per validator endpoint (host:port).
-DELIVERIES_PER_ENDPOINT = 8
-
-
-class BoundedDeliveries:
-    """Wraps a WebhookSender so that at most ``per_endpoint`` deliveries to one validator endpoint
-    are in flight; the rest wait their turn.
-
-    Why: the engine starts one delivery per finished task at once. Under load that is hundreds of
-    simultaneous connections to the same validator, and httpx's connection pool does work linear
-    in its number of connections for every request, so delivery throughput collapses (measured
-    with benchmarks/bench_gen_server.py). A slow or dead validator only holds its own slots.
-    """
-
-    def __init__(self, sender: Any, per_endpoint: int = DELIVERIES_PER_ENDPOINT) -> None:
-        self.sender = sender
-        self.per_endpoint = per_endpoint
-        self._slots: dict[str, asyncio.Semaphore] = {}
-
-    def _slot(self, url: str) -> asyncio.Semaphore:
-        from gas.protocol.webhooks import endpoint_of
-
-        key = endpoint_of(url)
-        slot = self._slots.get(key)
-        if slot is None:
-            slot = self._slots[key] = asyncio.Semaphore(self.per_endpoint)
-        return slot
-
-    async def send_success(self, task: Any, data: bytes, metadata: Any = None) -> Any:
-        async with self._slot(task.webhook_url):
-            return await self.sender.send_success(task, data, metadata)
-
-    async def send_failure(self, task: Any, error_message: str) -> Any:
-        async with self._slot(task.webhook_url):
-            return await self.sender.send_failure(task, error_message)
-
-    async def aclose(self) -> None:
-        await self.sender.aclose()
-
-
-def _fast_fail_missing_sniffio() -> None:
-    """httpcore tries ``import sniffio`` for every lock it creates (several per request); when
-    sniffio is not installed each failed import scans sys.path (~0.25 ms of stat calls). Recording
-    the absence once makes those imports fail at once; httpcore then assumes asyncio, as before."""
-    import importlib.util
-
-    if "sniffio" not in sys.modules and importlib.util.find_spec("sniffio") is None:
-        sys.modules["sniffio"] = None  # type: ignore[assignment]
-
-
-# --------------------------------------------------------------------------------------------
 # the miner
 # --------------------------------------------------------------------------------------------
 class _HotkeyIndex:
@@ -339,8 +286,6 @@ class GeneratorMiner:
 
     def _build_runtime(self) -> None:
         from gas.generation.engine import TaskEngine
-        from gas.generation.task_store import TaskStore
-        from gas.protocol.webhooks import WebhookSender
 
         s = self.settings
         if self.services is None:
@@ -353,25 +298,9 @@ class GeneratorMiner:
             else:
                 log.warning("service %s unavailable: %s", info.get("name"), info.get("reason"))
         s.generator_dir.mkdir(parents=True, exist_ok=True)
-        self.store = TaskStore(s.generator_dir / "tasks.db")
-        _fast_fail_missing_sniffio()
-        self.webhooks = BoundedDeliveries(WebhookSender(
-            self.keypair,
-            max_retries=s.webhook_max_retries,
-            retry_delay=s.webhook_retry_delay,
-            timeout=s.webhook_timeout,
-            stats=self.store,
-        ))
-        self.engine = TaskEngine(
-            self.store,
-            self.services,
-            self.webhooks,
-            max_concurrent=s.max_concurrent_tasks,
-            task_timeout=s.task_timeout,
-            max_task_age_s=s.max_task_age_hours * 3600.0,
-            cleanup_interval=s.cleanup_interval,
-            save_dir=(s.generator_dir / "media") if s.save_media else None,
-        )
+        self.engine = TaskEngine.from_settings(s, self.services, self.keypair)
+        self.store = self.engine.store
+        self.webhooks = self.engine.webhooks
 
     def _build_app(self) -> Any:
         from neurons.generator.server import build_verifier, config_summary, create_app

@@ -252,3 +252,35 @@ def test_constructor_rejects_bad_settings() -> None:
         WebhookSender(MINER, max_retries=-1)
     with pytest.raises(ValueError):
         WebhookSender(MINER, timeout=0)
+
+
+def test_deliveries_in_flight_are_bounded_per_validator_endpoint():
+    # A burst of finished tasks must not open one connection each to the same validator; another
+    # validator's deliveries are not held up by the first one's queue.
+    import httpx
+
+    in_flight: dict[str, int] = {}
+    peak: dict[str, int] = {}
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        host = request.url.host
+        in_flight[host] = in_flight.get(host, 0) + 1
+        peak[host] = max(peak.get(host, 0), in_flight[host])
+        await asyncio.sleep(0.02)
+        in_flight[host] -= 1
+        return httpx.Response(200, text="ok")
+
+    async def main() -> list:
+        client = httpx.AsyncClient(transport=httpx.MockTransport(handler))
+        sender = WebhookSender(MINER, client=client, per_endpoint=3)
+        jobs = [sender.send_success(Task(f"a{i}", "http://10.0.0.1:10525/cb"), make_png(1)) for i in range(12)]
+        jobs += [sender.send_success(Task(f"b{i}", "http://10.0.0.2:10525/cb"), make_png(1)) for i in range(2)]
+        out = await asyncio.gather(*jobs)
+        await client.aclose()
+        return out
+
+    results = send(main())
+    assert all(r.ok for r in results)
+    assert peak == {"10.0.0.1": 3, "10.0.0.2": 2}
+    with pytest.raises(ValueError, match="per_endpoint"):
+        WebhookSender(MINER, per_endpoint=0)
