@@ -27,6 +27,8 @@ import os
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+
+from gas.storage.files import atomic_write, fsync_dir
 from typing import Any, Literal
 
 __all__ = [
@@ -143,31 +145,6 @@ def records_to_table(records: Iterable[dict[str, Any] | SampleRecord]):
     return pa.table(columns, schema=schema)
 
 
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temp file, fsync and rename: readers see old or new, never half."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-    _fsync_dir(path.parent)
-
-
 def write_records_parquet(records: Iterable[dict[str, Any] | SampleRecord] | Any, path: Path) -> Path:
     """Write records (or an already built table) to ``path`` atomically."""
     import pyarrow as pa
@@ -180,7 +157,7 @@ def write_records_parquet(records: Iterable[dict[str, Any] | SampleRecord] | Any
     with open(tmp, "rb+") as fh:
         os.fsync(fh.fileno())
     os.replace(tmp, path)
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
     return path
 
 
@@ -258,7 +235,7 @@ class Checkpoint:
         """Create a new checkpoint holding only ``header`` (replacing any old one)."""
         self.dir.mkdir(parents=True, exist_ok=True)
         body = {"kind": CHECKPOINT_KIND, "version": CHECKPOINT_VERSION, **header}
-        atomic_write_bytes(self.path, (_dumps(body) + "\n").encode())
+        atomic_write(self.path, (_dumps(body) + "\n").encode())
 
     def _append(self, obj: dict[str, Any]) -> None:
         line = (_dumps(obj) + "\n").encode()
@@ -287,4 +264,4 @@ class Checkpoint:
             self.path.unlink()
         except FileNotFoundError:
             return
-        _fsync_dir(self.dir)
+        fsync_dir(self.dir)

@@ -215,9 +215,9 @@ class BenchResults(BaseModel):
         return json.dumps(self.model_dump(mode="json"), indent=2, allow_nan=False) + "\n"
 
     def write(self, path: Path) -> Path:
-        from gas.bench.records import atomic_write_bytes
+        from gas.storage.files import atomic_write
 
-        atomic_write_bytes(Path(path), self.to_json().encode())
+        atomic_write(Path(path), self.to_json().encode())
         return Path(path)
 
     @classmethod

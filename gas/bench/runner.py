@@ -50,12 +50,12 @@ from pathlib import Path
 from typing import Any
 
 from gas.bench.plan import Caps, Mode, Plan, PlanError, build_plan
+from gas.storage.files import atomic_write
 from gas.bench.records import (
     RECORDS_NAME,
     Checkpoint,
     CheckpointError,
     SampleRecord,
-    atomic_write_bytes,
     record_key,
     records_to_table,
     write_records_parquet,
@@ -590,7 +590,7 @@ def _run(package: Any, *, package_path: Path, datasets: list[Any], mode: Mode, s
         raise BenchmarkError("the datasets hold no samples: " + ", ".join(ds.name for ds in datasets))
 
     ckpt, header, prior, prior_sessions = _prepare_dir(results_dir, plan, package, resume=resume, fresh=fresh)
-    atomic_write_bytes(results_dir / "plan.json", (plan.model_dump_json(indent=1) + "\n").encode())
+    atomic_write(results_dir / "plan.json", (plan.model_dump_json(indent=1) + "\n").encode())
     started_at = str(header.get("created_at")) if header else session_started
     if header is None:
         ckpt.start({

@@ -14,10 +14,10 @@ The certificate profile follows what c2pa-rs requires of a claim signer: EC P-25
 from __future__ import annotations
 
 import datetime as dt
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+
+from gas.storage.files import atomic_write
 
 CA_CERT_NAME = "ca.pem"
 CA_KEY_NAME = "ca.key"
@@ -89,10 +89,10 @@ def init_c2pa(
     )
     try:
         Path(out_dir).mkdir(parents=True, exist_ok=True, mode=0o700)
-        _atomic_write(paths.ca_key, ca_key_pem, 0o600)
-        _atomic_write(paths.signer_key, leaf_key_pem, 0o600)
-        _atomic_write(paths.ca_cert, ca_pem, 0o644)
-        _atomic_write(paths.signer_cert, leaf_pem + ca_pem, 0o644)
+        atomic_write(paths.ca_key, ca_key_pem, mode=0o600)
+        atomic_write(paths.signer_key, leaf_key_pem, mode=0o600)
+        atomic_write(paths.ca_cert, ca_pem, mode=0o644)
+        atomic_write(paths.signer_cert, leaf_pem + ca_pem, mode=0o644)
     except OSError as e:
         raise C2paCertError(f"cannot write C2PA credentials to {out_dir}: {e}") from e
     return paths
@@ -180,19 +180,3 @@ def _make_chain(*, organization: str, common_name: str, days: int) -> tuple[byte
     )
 
 
-def _atomic_write(path: Path, data: bytes, mode: int) -> None:
-    """Write ``data`` to ``path`` through a temp file in the same folder and ``os.replace``."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        os.fchmod(fd, mode)
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise

@@ -44,10 +44,10 @@ from gas.generation.task_store import (
     TaskStatus,
     TaskStore,
     WebhookStatus,
-    atomic_write,
     default_db_path,
 )
 from gas.protocol.media_types import extension_for, sniff_mime
+from gas.storage.files import atomic_write
 
 log = logging.getLogger(__name__)
 

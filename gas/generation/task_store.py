@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from gas.protocol.media_types import extension_for
+from gas.storage.files import atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -253,34 +254,6 @@ def default_db_path(generator_dir: str | os.PathLike[str]) -> Path:
     """Where the miner keeps its task database: ``<generator_dir>/tasks.db``
     (``GeneratorSettings.generator_dir``; ``gascli generator info`` reads the same file)."""
     return Path(generator_dir) / DB_FILENAME
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def atomic_write(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that a crash leaves either the old file, or all of the new one."""
-    tmp = path.with_name(f".tmp-{path.name}-{uuid.uuid4().hex[:8]}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        view = memoryview(data)
-        while view:
-            written = os.write(fd, view)
-            view = view[written:]
-        os.fsync(fd)
-    except BaseException:
-        os.close(fd)
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
-    os.close(fd)
-    os.replace(tmp, path)
-    _fsync_dir(path.parent)
 
 
 def empty_stats() -> dict[str, Any]:
@@ -572,7 +545,7 @@ class TaskStore:
         if not data:
             raise ValueError("refusing to store an empty result")
         name = f"{task_id}{extension_for(mime)}"
-        atomic_write(self.media_path(name), bytes(data))
+        atomic_write(self.media_path(name), bytes(data), mode=0o600)
         meta = json.dumps(dict(metadata or {}), separators=(",", ":"), default=str)
         self._update(
             "UPDATE tasks SET status = 'completed', completed_at = ?, result_mime = ?, result_size = ?, "

@@ -22,9 +22,10 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+
+from gas.storage.files import atomic_write
 from typing import Any, Protocol, runtime_checkable
 
 __all__ = [
@@ -135,7 +136,7 @@ class FileStore:
             return StoredObject(ref=digest, sha256=digest, size=len(data))  # already there: no rewrite
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
-            _atomic_write(target, data)
+            atomic_write(target, data)
         except OSError as e:
             raise StoreError(f"cannot write {target}: {e.strerror or e}") from e
         return StoredObject(ref=digest, sha256=digest, size=len(data))
@@ -169,34 +170,6 @@ def _file_sha(path: Path) -> str:
         while chunk := f.read(_CHUNK):
             h.update(chunk)
     return h.hexdigest()
-
-
-def _atomic_write(target: Path, data: bytes) -> None:
-    """Temp file in the same directory, fsync, rename over ``target``, fsync the directory."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, target)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    try:
-        dfd = os.open(target.parent, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(dfd)
-    except OSError:
-        pass
-    finally:
-        os.close(dfd)
 
 
 # --------------------------------------------------------------------------------------------

@@ -66,6 +66,16 @@ def run(coro):
     return asyncio.run(coro)
 
 
+async def run_one(store: TaskStore, service, receiver, **kw) -> str:
+    """Start an engine, submit one image task to ``receiver``, wait until it is done, stop; the task id."""
+    engine = make_engine(store, service, **kw)
+    await engine.start()
+    rec = engine.submit("image", "p", {}, receiver.url(), V)
+    await engine.wait_idle(timeout=5)
+    await shutdown(engine)
+    return rec.task_id
+
+
 async def until(condition, timeout: float = 10.0) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
@@ -239,14 +249,7 @@ def test_a_timeout_error_raised_by_the_service_is_not_our_timeout(store, receive
         async def generate(self, request, checkpoint):
             raise TimeoutError("provider socket timed out")
 
-    async def main() -> None:
-        engine = make_engine(store, Raises(), task_timeout=30)
-        await engine.start()
-        engine.submit("image", "p", {}, receiver.url(), V)
-        await engine.wait_idle(timeout=5)
-        await shutdown(engine)
-
-    run(main())
+    run(run_one(store, Raises(), receiver, task_timeout=30))
     assert _failure(receiver)["error_message"] == "internal error"
 
 
@@ -285,14 +288,7 @@ def test_unexpected_exception_is_an_internal_error_with_a_logged_traceback(store
      (FakeService(modalities=frozenset({"video"})), "no image generation service is configured on this miner")],
 )
 def test_missing_or_unavailable_service_fails_clearly(store, receiver, service, message) -> None:
-    async def main() -> None:
-        engine = make_engine(store, service)
-        await engine.start()
-        engine.submit("image", "p", {}, receiver.url(), V)
-        await engine.wait_idle(timeout=5)
-        await shutdown(engine)
-
-    run(main())
+    run(run_one(store, service, receiver))
     assert _failure(receiver)["error_message"] == message
 
 
@@ -301,29 +297,14 @@ def test_empty_or_wrong_result_fails(store, receiver) -> None:
         async def generate(self, request, checkpoint):
             return GenerationResult(data=b"")
 
-    async def main() -> None:
-        engine = make_engine(store, Empty())
-        await engine.start()
-        engine.submit("image", "p", {}, receiver.url(), V)
-        await engine.wait_idle(timeout=5)
-        await shutdown(engine)
-
-    run(main())
+    run(run_one(store, Empty(), receiver))
     assert _failure(receiver)["error_message"] == "fake returned no media"
 
 
 def test_a_rejected_webhook_is_recorded_not_retried(store, receiver) -> None:
     receiver.respond = lambda hook: (400, b"Duplicate content detected")
 
-    async def main() -> str:
-        engine = make_engine(store, FakeService())
-        await engine.start()
-        rec = engine.submit("image", "p", {}, receiver.url(), V)
-        await engine.wait_idle(timeout=5)
-        await shutdown(engine)
-        return rec.task_id
-
-    task_id = run(main())
+    task_id = run(run_one(store, FakeService(), receiver))
     assert len(receiver.attempts) == 1
     rec = store.get(task_id)
     assert rec.webhook_status == WebhookStatus.FAILED and rec.webhook_attempts == 1
@@ -344,15 +325,7 @@ def test_checkpoint_is_durable_before_the_service_continues(store, receiver) -> 
             return await super().generate(GenerationRequest(**{**request.__dict__, "checkpoint": {"x": 1}}),
                                           checkpoint)
 
-    async def main() -> str:
-        engine = make_engine(store, Checks())
-        await engine.start()
-        rec = engine.submit("image", "p", {}, receiver.url(), V)
-        await engine.wait_idle(timeout=5)
-        await shutdown(engine)
-        return rec.task_id
-
-    task_id = run(main())
+    task_id = run(run_one(store, Checks(), receiver))
     assert seen == [{"job": "j-42"}]
     assert store.get(task_id).checkpoint is None  # cleared on completion
 

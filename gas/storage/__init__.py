@@ -1,0 +1,1 @@
+"""Storage helpers shared by the library and the daemons (crash-safe files)."""
