@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from fake_providers import (
+    FAST,
     TEST_KEY,
     CheckpointRecorder,
     FakeOpenRouter,
     SimulatedCrash,
     fake_settings,
+    generate,
     json_reply,
+    make_service,
     mp4_bytes,
     png_bytes,
     run,
+    serving,
 )
 
 from gas.generation.services.base import (
@@ -24,31 +30,19 @@ from gas.generation.services.base import (
 )
 from gas.generation.services.openrouter_service import VIDEO_MODELS, OpenRouterService
 
-FAST = dict(poll_interval=0.002, retry_backoff=0.001, request_timeout=5.0, download_timeout=5.0, job_timeout=5.0)
 PROMPT = "Slow dolly shot of a lighthouse on a cliff during a thunderstorm, waves crashing below"
 
-
-@pytest.fixture()
-def fake():
-    with FakeOpenRouter() as f:
-        yield f
+fake = serving(FakeOpenRouter)
 
 
-def make(fake: FakeOpenRouter, **kw) -> OpenRouterService:
-    return OpenRouterService(api_key=TEST_KEY, base_url=fake.base_url, **{**FAST, **kw})
-
-
-async def gen(svc: OpenRouterService, req: GenerationRequest, cp=None):
-    try:
-        return await svc.generate(req, cp or CheckpointRecorder())
-    finally:
-        await svc.aclose()
+def make(fake: FakeOpenRouter, **kw: Any) -> OpenRouterService:
+    return make_service(OpenRouterService, fake, **kw)
 
 
 def test_image_data_url_decoded_byte_for_byte(fake: FakeOpenRouter) -> None:
     svc = make(fake)
     assert isinstance(svc, GenerationService)
-    res = run(gen(svc, GenerationRequest("i1", "image", PROMPT, {"resolution": "2K"})))
+    res = run(generate(svc, GenerationRequest("i1", "image", PROMPT, {"resolution": "2K"})))
     assert res.data == png_bytes() and res.mime == "image/png"
     (req,) = fake.requests
     assert req.path == "/api/v1/chat/completions"
@@ -62,7 +56,7 @@ def test_image_data_url_decoded_byte_for_byte(fake: FakeOpenRouter) -> None:
 
 
 def test_image_without_resolution_sends_no_image_config(fake: FakeOpenRouter) -> None:
-    run(gen(make(fake), GenerationRequest("i2", "image", PROMPT, {"model": "openai/gpt-5-image"})))
+    run(generate(make(fake), GenerationRequest("i2", "image", PROMPT, {"model": "openai/gpt-5-image"})))
     body = fake.requests[0].json()
     assert body["model"] == "openai/gpt-5-image" and "image_config" not in body
 
@@ -70,21 +64,21 @@ def test_image_without_resolution_sends_no_image_config(fake: FakeOpenRouter) ->
 def test_image_refusal_is_a_failure_with_the_model_text(fake: FakeOpenRouter) -> None:
     fake.refuse_images = True
     with pytest.raises(GenerationFailed, match="returned no image.*can't create"):
-        run(gen(make(fake), GenerationRequest("i3", "image", PROMPT)))
+        run(generate(make(fake), GenerationRequest("i3", "image", PROMPT)))
 
 
 def test_image_bad_parameters(fake: FakeOpenRouter) -> None:
     with pytest.raises(InvalidParameters, match="resolution"):
-        run(gen(make(fake), GenerationRequest("i4", "image", PROMPT, {"resolution": "8K"})))
+        run(generate(make(fake), GenerationRequest("i4", "image", PROMPT, {"resolution": "8K"})))
     with pytest.raises(InvalidParameters, match="aspect_ratio"):
-        run(gen(make(fake), GenerationRequest("i4", "image", PROMPT, {"aspect_ratio": "7:3"})))
+        run(generate(make(fake), GenerationRequest("i4", "image", PROMPT, {"aspect_ratio": "7:3"})))
     assert fake.requests == []
 
 
 def test_video_is_reachable_and_snapped_to_the_model(fake: FakeOpenRouter) -> None:
     cp = CheckpointRecorder(fake)
     params = {"resolution": "480p", "duration": 5}  # veo-3.1-lite: no 480p -> 720p; 5 s -> 6 s
-    res = run(gen(make(fake), GenerationRequest("v1", "video", PROMPT, params), cp))
+    res = run(generate(make(fake), GenerationRequest("v1", "video", PROMPT, params), cp))
     assert res.data == mp4_bytes() and res.mime == "video/mp4"
     create = fake.requests[0]
     assert create.path == "/api/v1/videos" and create.headers["authorization"] == f"Bearer {TEST_KEY}"
@@ -104,7 +98,7 @@ def test_video_is_reachable_and_snapped_to_the_model(fake: FakeOpenRouter) -> No
 def test_video_seedance_snapping_and_options(fake: FakeOpenRouter) -> None:
     params = {"model": "bytedance/seedance-2.0-fast", "resolution": "1080p", "duration": 30,
               "aspect_ratio": "1:1", "generate_audio": "false", "seed": 7}
-    run(gen(make(fake), GenerationRequest("v2", "video", PROMPT, params)))
+    run(generate(make(fake), GenerationRequest("v2", "video", PROMPT, params)))
     body = fake.requests[0].json()
     assert body["resolution"] == "720p" and body["duration"] == 15 and body["aspect_ratio"] == "1:1"
     assert body["generate_audio"] is False and body["seed"] == 7
@@ -112,11 +106,11 @@ def test_video_seedance_snapping_and_options(fake: FakeOpenRouter) -> None:
 
 def test_video_whitelist_and_ratio_validation(fake: FakeOpenRouter) -> None:
     with pytest.raises(InvalidParameters, match="video model must be one of"):
-        run(gen(make(fake), GenerationRequest("v3", "video", PROMPT, {"model": "acme/video-1"})))
+        run(generate(make(fake), GenerationRequest("v3", "video", PROMPT, {"model": "acme/video-1"})))
     with pytest.raises(InvalidParameters, match="aspect ratios 16:9, 9:16"):
-        run(gen(make(fake), GenerationRequest("v3", "video", PROMPT, {"aspect_ratio": "1:1"})))
+        run(generate(make(fake), GenerationRequest("v3", "video", PROMPT, {"aspect_ratio": "1:1"})))
     with pytest.raises(InvalidParameters, match="seed"):
-        run(gen(make(fake), GenerationRequest("v3", "video", PROMPT, {"seed": "lucky"})))
+        run(generate(make(fake), GenerationRequest("v3", "video", PROMPT, {"seed": "lucky"})))
     assert fake.requests == []
     assert set(VIDEO_MODELS) == {"google/veo-3.1", "google/veo-3.1-fast", "google/veo-3.1-lite",
                                  "bytedance/seedance-2.0", "bytedance/seedance-2.0-fast"}
@@ -125,24 +119,24 @@ def test_video_whitelist_and_ratio_validation(fake: FakeOpenRouter) -> None:
 def test_video_job_failure_carries_the_provider_error(fake: FakeOpenRouter) -> None:
     fake.plan_jobs([("failed", "Content policy violation: the prompt was flagged")])
     with pytest.raises(GenerationFailed, match="ended failed: Content policy violation"):
-        run(gen(make(fake), GenerationRequest("v4", "video", PROMPT)))
+        run(generate(make(fake), GenerationRequest("v4", "video", PROMPT)))
     assert fake.requests_to("GET", "/content$") == []
 
 
 def test_video_create_error_is_passed_on(fake: FakeOpenRouter) -> None:
     fake.inject("POST", "^/api/v1/videos$", json_reply({"error": {"code": 402, "message": "Insufficient credits"}}, 402))
     with pytest.raises(GenerationFailed, match=r"HTTP 402, 402\): Insufficient credits"):
-        run(gen(make(fake), GenerationRequest("v5", "video", PROMPT)))
+        run(generate(make(fake), GenerationRequest("v5", "video", PROMPT)))
 
 
 def test_resume_after_restart_reuses_the_job(fake: FakeOpenRouter) -> None:
     crash = CheckpointRecorder(fake, crash=True)
     with pytest.raises(SimulatedCrash):
-        run(gen(make(fake), GenerationRequest("v6", "video", PROMPT, {"duration": 8}), crash))
+        run(generate(make(fake), GenerationRequest("v6", "video", PROMPT, {"duration": 8}), crash))
     checkpoint = crash.last
     assert len(fake.requests) == 1  # only the create: the crash came right after the checkpoint
 
-    res = run(gen(make(fake), GenerationRequest("v6", "video", PROMPT, checkpoint=checkpoint)))
+    res = run(generate(make(fake), GenerationRequest("v6", "video", PROMPT, checkpoint=checkpoint)))
     assert res.data == mp4_bytes() and res.metadata["job_id"] == checkpoint["job_id"]
     assert res.metadata["duration"] == 8  # from the checkpoint, not re-derived
     assert len(fake.requests_to("POST", "^/api/v1/videos$")) == 1
@@ -153,14 +147,15 @@ def test_resume_of_an_expired_job_starts_a_new_one(fake: FakeOpenRouter) -> None
              "create_kwargs": {"model": "google/veo-3.1-lite", "duration": 4, "aspect_ratio": "16:9",
                                "resolution": "720p"}}
     cp = CheckpointRecorder(fake)
-    res = run(gen(make(fake), GenerationRequest("v7", "video", PROMPT, checkpoint=stale), cp))
+    res = run(generate(make(fake), GenerationRequest("v7", "video", PROMPT, checkpoint=stale), cp))
     assert res.data == mp4_bytes()
     assert fake.requests_to("POST", "^/api/v1/videos$")[0].json()["prompt"] == PROMPT
     assert cp.last["job_id"] == res.metadata["job_id"] != "vgen_expired"
 
 
 def test_foreign_checkpoint_is_ignored(fake: FakeOpenRouter) -> None:
-    res = run(gen(make(fake), GenerationRequest("v8", "video", PROMPT, checkpoint={"kind": "runway", "job_id": "x"})))
+    req = GenerationRequest("v8", "video", PROMPT, checkpoint={"kind": "runway", "job_id": "x"})
+    res = run(generate(make(fake), req))
     assert res.data == mp4_bytes()
     assert len(fake.requests_to("POST", "^/api/v1/videos$")) == 1
 
@@ -170,10 +165,10 @@ def test_missing_and_invalid_key(fake: FakeOpenRouter, monkeypatch) -> None:
     assert "OPEN_ROUTER_API_KEY" in svc.unavailable_reason()
     assert svc.info()["available"] is False
     with pytest.raises(ServiceUnavailable):
-        run(gen(svc, GenerationRequest("k1", "video", PROMPT)))
+        run(generate(svc, GenerationRequest("k1", "video", PROMPT)))
     bad = OpenRouterService(api_key="sk-or-bad-123456", base_url=fake.base_url, **FAST)
     with pytest.raises(GenerationFailed, match="rejected the API key .*OPEN_ROUTER_API_KEY"):
-        run(gen(bad, GenerationRequest("k2", "image", PROMPT)))
+        run(generate(bad, GenerationRequest("k2", "image", PROMPT)))
     monkeypatch.setenv("OPEN_ROUTER_API_KEY", TEST_KEY)
     ok = OpenRouterService.from_settings(fake_settings(openrouter_base_url=fake.base_url))
     assert ok.unavailable_reason() is None

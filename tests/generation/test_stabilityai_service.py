@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from fake_providers import (
     TEST_KEY,
-    CheckpointRecorder,
     FakeStability,
     Reply,
     fake_settings,
+    generate,
     json_reply,
+    make_service,
     png_bytes,
     run,
+    serving,
 )
 
 from gas.generation.services.base import (
@@ -23,31 +27,19 @@ from gas.generation.services.base import (
 )
 from gas.generation.services.stabilityai_service import StabilityAIService
 
-FAST = dict(retry_backoff=0.001, request_timeout=5.0)
 PROMPT = "Macro photograph of dew drops on a spider web, morning backlight, shallow depth of field"
 
-
-@pytest.fixture()
-def fake():
-    with FakeStability() as f:
-        yield f
+fake = serving(FakeStability)
 
 
-def make(fake: FakeStability, **kw) -> StabilityAIService:
-    return StabilityAIService(api_key=TEST_KEY, base_url=fake.base_url, **{**FAST, **kw})
-
-
-async def gen(svc: StabilityAIService, req: GenerationRequest):
-    try:
-        return await svc.generate(req, CheckpointRecorder())
-    finally:
-        await svc.aclose()
+def make(fake: FakeStability, **kw: Any) -> StabilityAIService:
+    return make_service(StabilityAIService, fake, **kw)
 
 
 def test_sd3_multipart_request_and_bytes_identical(fake: FakeStability) -> None:
     svc = make(fake)
     assert isinstance(svc, GenerationService)
-    res = run(gen(svc, GenerationRequest("s1", "image", PROMPT)))
+    res = run(generate(svc, GenerationRequest("s1", "image", PROMPT)))
     assert res.data == png_bytes() and res.mime == "image/png"
     (req,) = fake.requests
     assert req.method == "POST" and req.path == "/v2beta/stable-image/generate/sd3"
@@ -61,7 +53,7 @@ def test_sd3_multipart_request_and_bytes_identical(fake: FakeStability) -> None:
 def test_ultra_endpoint_with_optional_fields(fake: FakeStability) -> None:
     params = {"model": "ultra", "width": 1920, "height": 1080, "negative_prompt": "blurry, text", "seed": 42,
               "format": "webp"}
-    res = run(gen(make(fake), GenerationRequest("s2", "image", PROMPT, params)))
+    res = run(generate(make(fake), GenerationRequest("s2", "image", PROMPT, params)))
     (req,) = fake.requests
     assert req.path == "/v2beta/stable-image/generate/ultra"
     assert req.form() == {"prompt": PROMPT, "output_format": "webp", "aspect_ratio": "16:9",
@@ -70,7 +62,8 @@ def test_ultra_endpoint_with_optional_fields(fake: FakeStability) -> None:
 
 
 def test_core_and_explicit_aspect_ratio(fake: FakeStability) -> None:
-    run(gen(make(fake), GenerationRequest("s3", "image", PROMPT, {"model": "core", "aspect_ratio": "9:21"})))
+    params = {"model": "core", "aspect_ratio": "9:21"}
+    run(generate(make(fake), GenerationRequest("s3", "image", PROMPT, params)))
     assert fake.requests[0].path.endswith("/core") and fake.requests[0].form()["aspect_ratio"] == "9:21"
 
 
@@ -82,9 +75,9 @@ def test_invalid_parameters_send_nothing(fake: FakeStability) -> None:
         ({"seed": -1}, "seed must be between"),
     ):
         with pytest.raises(InvalidParameters, match=match):
-            run(gen(make(fake), GenerationRequest("s4", "image", PROMPT, params)))
+            run(generate(make(fake), GenerationRequest("s4", "image", PROMPT, params)))
     with pytest.raises(InvalidParameters, match="does not generate video"):
-        run(gen(make(fake), GenerationRequest("s4", "video", PROMPT)))
+        run(generate(make(fake), GenerationRequest("s4", "video", PROMPT)))
     assert fake.requests == []
 
 
@@ -92,7 +85,7 @@ def test_provider_error_message_is_passed_on(fake: FakeStability) -> None:
     fake.inject("POST", "/generate/", FakeStability.error(
         400, "bad_request", "Your request was flagged by our content moderation system."))
     with pytest.raises(GenerationFailed) as ei:
-        run(gen(make(fake), GenerationRequest("s5", "image", PROMPT)))
+        run(generate(make(fake), GenerationRequest("s5", "image", PROMPT)))
     assert "HTTP 400, bad_request" in str(ei.value) and "content moderation" in str(ei.value)
     assert len(fake.requests) == 1
 
@@ -100,36 +93,37 @@ def test_provider_error_message_is_passed_on(fake: FakeStability) -> None:
 def test_content_filtered_is_a_failure(fake: FakeStability) -> None:
     fake.content_filtered = True
     with pytest.raises(GenerationFailed, match="CONTENT_FILTERED"):
-        run(gen(make(fake), GenerationRequest("s6", "image", PROMPT)))
+        run(generate(make(fake), GenerationRequest("s6", "image", PROMPT)))
 
 
 def test_rate_limit_is_retried(fake: FakeStability) -> None:
     fake.inject("POST", "/generate/", json_reply({"name": "rate_limit_exceeded", "errors": ["slow down"]}, 429,
                                                  headers={"Retry-After": "0"}), times=2)
-    res = run(gen(make(fake, max_retries=2), GenerationRequest("s7", "image", PROMPT)))
+    res = run(generate(make(fake, max_retries=2), GenerationRequest("s7", "image", PROMPT)))
     assert res.data == png_bytes() and len(fake.requests) == 3
 
 
 def test_retries_are_bounded(fake: FakeStability) -> None:
     fake.inject("POST", "/generate/", json_reply({"name": "server_error", "errors": ["oops"]}, 500), times=10)
     with pytest.raises(GenerationFailed, match="HTTP 500"):
-        run(gen(make(fake, max_retries=1), GenerationRequest("s8", "image", PROMPT)))
+        run(generate(make(fake, max_retries=1), GenerationRequest("s8", "image", PROMPT)))
     assert len(fake.requests) == 2
 
 
 def test_non_image_answer_is_rejected(fake: FakeStability) -> None:
     fake.inject("POST", "/generate/", Reply(200, b"<html>maintenance</html>", {"Content-Type": "text/html"}))
     with pytest.raises(GenerationFailed, match="not image media"):
-        run(gen(make(fake), GenerationRequest("s9", "image", PROMPT)))
+        run(generate(make(fake), GenerationRequest("s9", "image", PROMPT)))
 
 
 def test_missing_and_invalid_key(fake: FakeStability, monkeypatch) -> None:
     svc = StabilityAIService(api_key=None, base_url=fake.base_url)
     assert svc.unavailable_reason() == "STABILITY_API_KEY is not set"
     with pytest.raises(ServiceUnavailable):
-        run(gen(svc, GenerationRequest("s10", "image", PROMPT)))
+        run(generate(svc, GenerationRequest("s10", "image", PROMPT)))
+    bad = StabilityAIService(api_key="sk-bad", base_url=fake.base_url)
     with pytest.raises(GenerationFailed, match="rejected the API key .*STABILITY_API_KEY"):
-        run(gen(StabilityAIService(api_key="sk-bad", base_url=fake.base_url), GenerationRequest("s10", "image", PROMPT)))
+        run(generate(bad, GenerationRequest("s10", "image", PROMPT)))
     monkeypatch.setenv("STABILITY_API_KEY", TEST_KEY)
     ok = StabilityAIService.from_settings(fake_settings(stability_base_url=fake.base_url))
     assert ok.info() == {"name": "stabilityai", "available": True, "reason": None, "supported_tasks": ["text_to_image"],
@@ -137,4 +131,4 @@ def test_missing_and_invalid_key(fake: FakeStability, monkeypatch) -> None:
                                                                         "sd3.5-medium", "sd3.5-flash", "ultra",
                                                                         "core"]},
                          "default_models": {"image": "sd3.5-medium"}}
-    assert run(gen(ok, GenerationRequest("s11", "image", PROMPT))).data == png_bytes()
+    assert run(generate(ok, GenerationRequest("s11", "image", PROMPT))).data == png_bytes()

@@ -27,7 +27,7 @@ import socket
 import threading
 import uuid
 from collections import deque
-from collections.abc import Coroutine, Mapping
+from collections.abc import Coroutine, Iterator, Mapping
 from dataclasses import dataclass, field
 from email.parser import BytesParser
 from email.policy import default as email_policy
@@ -35,7 +35,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlsplit
 
+import pytest
+
 T = TypeVar("T")
+S = TypeVar("S")
 
 TEST_KEY = "sk-test-4f9c2b7e1d"
 
@@ -551,6 +554,38 @@ class FakeRunway(FakeProvider):
         self.jobs[new_id] = self.jobs.pop(job.id)
         job.id = new_id
         return job
+
+
+# --- helpers for the service tests ------------------------------------------------------------------
+
+#: Tunables that keep the service tests fast: quick polls and backoff, short bounds.
+FAST = dict(
+    poll_interval=0.002, retry_backoff=0.001, request_timeout=5.0, download_timeout=5.0, job_timeout=5.0
+)
+
+
+def serving(fake_cls: type[FakeProvider]) -> Any:
+    """A ``fake`` fixture: a running ``fake_cls()`` for the test, stopped after it."""
+
+    @pytest.fixture(name="fake")
+    def _fake() -> Iterator[FakeProvider]:
+        with fake_cls() as f:
+            yield f
+
+    return _fake
+
+
+def make_service(service_cls: type[S], fake: FakeProvider, **kw: Any) -> S:
+    """``service_cls`` with the test key, pointed at ``fake``, FAST unless ``kw`` says otherwise."""
+    return service_cls(api_key=TEST_KEY, base_url=fake.base_url, **{**FAST, **kw})
+
+
+async def generate(svc: Any, req: Any, cp: Any = None) -> Any:
+    """``svc.generate(req, cp)`` (a fresh CheckpointRecorder by default), then close the service."""
+    try:
+        return await svc.generate(req, cp or CheckpointRecorder())
+    finally:
+        await svc.aclose()
 
 
 def fake_settings(**env: str) -> Any:

@@ -25,6 +25,7 @@ import httpx
 from pydantic import SecretStr
 
 from gas.generation.services.base import (
+    CheckpointFn,
     GenerationFailed,
     GenerationRequest,
     GenerationResult,
@@ -328,11 +329,28 @@ def pick_video_size(
 # --- the base class ------------------------------------------------------------------------------------
 
 
+#: Tunables of every API service unless the provider's ``tunable_defaults`` say otherwise.
+_TUNABLE_DEFAULTS: dict[str, float] = {
+    "poll_interval": 5.0,
+    "job_timeout": 600.0,
+    "request_timeout": 60.0,
+    "download_timeout": 600.0,
+    "max_retries": 2,
+    "retry_backoff": 2.0,
+    "max_download_bytes": 512 * 1024 * 1024,
+    "max_poll_errors": 5,
+}
+
+#: What a provider's job id may look like before it goes into URLs, logs and checkpoints.
+_JOB_ID_RE = re.compile(r"[\w.:-]{1,200}")
+
+
 class ApiService:
-    """Base of the HTTP API services; subclasses implement ``generate``.
+    """Base of the HTTP API services; subclasses implement ``_generate_image`` / ``_generate_video``.
 
     Tunables are constructor arguments (operator settings), never request parameters: a validator
-    cannot make the miner poll faster, wait longer or retry more.
+    cannot make the miner poll faster, wait longer or retry more. A tunable left unset (None) takes
+    the provider's ``tunable_defaults``, else the common default.
     """
 
     name: str = "api"
@@ -343,44 +361,58 @@ class ApiService:
     label: str = "provider"
     #: Task names for /miner_info, per modality.
     task_names: Mapping[str, str] = {"image": "text_to_image", "video": "text_to_video"}
+    #: The provider's API root, used when ``base_url`` is not given.
+    default_base_url: str = ""
+    #: This provider's defaults for the tunables, where they differ from the common ones.
+    tunable_defaults: Mapping[str, float] = {}
 
     def __init__(
         self,
         *,
         api_key: SecretStr | str | None,
-        base_url: str,
+        base_url: str | None = None,
         client: httpx.AsyncClient | None = None,
-        poll_interval: float = 5.0,
-        job_timeout: float = 600.0,
-        request_timeout: float = 60.0,
-        download_timeout: float = 600.0,
-        max_retries: int = 2,
-        retry_backoff: float = 2.0,
-        max_download_bytes: int = 512 * 1024 * 1024,
-        max_poll_errors: int = 5,
+        poll_interval: float | None = None,
+        job_timeout: float | None = None,
+        request_timeout: float | None = None,
+        download_timeout: float | None = None,
+        max_retries: int | None = None,
+        retry_backoff: float | None = None,
+        max_download_bytes: int | None = None,
+        max_poll_errors: int | None = None,
     ) -> None:
-        for label, value in (
-            ("poll_interval", poll_interval),
-            ("job_timeout", job_timeout),
-            ("request_timeout", request_timeout),
-            ("download_timeout", download_timeout),
+        given = {
+            "poll_interval": poll_interval,
+            "job_timeout": job_timeout,
+            "request_timeout": request_timeout,
+            "download_timeout": download_timeout,
+            "max_retries": max_retries,
+            "retry_backoff": retry_backoff,
+            "max_download_bytes": max_download_bytes,
+            "max_poll_errors": max_poll_errors,
+        }
+        t = {**_TUNABLE_DEFAULTS, **self.tunable_defaults}
+        t.update((k, v) for k, v in given.items() if v is not None)
+        for label in ("poll_interval", "job_timeout", "request_timeout", "download_timeout"):
+            if not t[label] > 0:
+                raise ValueError(f"{label} must be positive, got {t[label]!r}")
+        if (
+            t["max_retries"] < 0 or t["retry_backoff"] < 0 or t["max_poll_errors"] < 0
+            or t["max_download_bytes"] <= 0
         ):
-            if not value > 0:
-                raise ValueError(f"{label} must be positive, got {value!r}")
-        if max_retries < 0 or retry_backoff < 0 or max_poll_errors < 0 or max_download_bytes <= 0:
             raise ValueError("max_retries, retry_backoff and max_poll_errors must be >= 0")
         self._api_key = secret_value(api_key)
-        self.base_url = base_url.rstrip("/")
+        self.base_url = (self.default_base_url if base_url is None else base_url).rstrip("/")
         self._client = client
         self._owns_client = client is None
-        self.poll_interval = float(poll_interval)
-        self.job_timeout = float(job_timeout)
-        self.request_timeout = float(request_timeout)
-        self.download_timeout = float(download_timeout)
-        self.max_retries = int(max_retries)
-        self.retry_backoff = float(retry_backoff)
-        self.max_download_bytes = int(max_download_bytes)
-        self.max_poll_errors = int(max_poll_errors)
+        self.poll_interval = float(t["poll_interval"])
+        self.job_timeout = float(t["job_timeout"])
+        self.request_timeout = float(t["request_timeout"])
+        self.download_timeout = float(t["download_timeout"])
+        self.max_retries = int(t["max_retries"])
+        self.retry_backoff = float(t["retry_backoff"])
+        self.max_download_bytes = int(t["max_download_bytes"])
+        self.max_poll_errors = int(t["max_poll_errors"])
 
     def __repr__(self) -> str:  # never shows the key
         return f"{type(self).__name__}(base_url={self.base_url!r}, key={'set' if self._api_key else 'unset'})"
@@ -408,6 +440,18 @@ class ApiService:
             "models": self.models(),
             "default_models": self.default_models(),
         }
+
+    async def generate(self, request: GenerationRequest, checkpoint: CheckpointFn) -> GenerationResult:
+        self._check_request(request)
+        if request.modality == "image":
+            return await self._generate_image(request)
+        return await self._generate_video(request, checkpoint)
+
+    async def _generate_image(self, request: GenerationRequest) -> GenerationResult:
+        raise NotImplementedError  # only reached for a modality in ``modalities``
+
+    async def _generate_video(self, request: GenerationRequest, checkpoint: CheckpointFn) -> GenerationResult:
+        raise NotImplementedError
 
     async def aclose(self) -> None:
         if self._owns_client and self._client is not None:
@@ -634,6 +678,70 @@ class ApiService:
                     f"(last status {last_state or 'unknown'})"
                 )
             await asyncio.sleep(min(self.poll_interval, remaining))
+
+    async def _create_job(
+        self,
+        path: str,
+        *,
+        job: str,
+        model: str,
+        json_body: Any = None,
+        form: Mapping[str, str] | None = None,
+    ) -> str:
+        """POST the request that starts a paid ``job`` (e.g. ``"video job"``); return its checked id."""
+        resp = await self._request(
+            "POST", self._url(path), what=f"{job} creation with {model}",
+            json_body=json_body, form=form, creates_job=True,
+        )
+        created = self._json(resp, f"{self.label} {job} creation")
+        job_id = created.get("id")
+        if not isinstance(job_id, str) or not _JOB_ID_RE.fullmatch(job_id):
+            raise GenerationFailed(
+                f"{self.label} {job} creation returned no usable id ({str(created)[:200]})"
+            )
+        return job_id
+
+    async def _poll_json(
+        self, path: str, *, job: str, job_id: str, task_id: str, terminal: Collection[str]
+    ) -> dict[str, Any]:
+        """``_poll`` a JSON job resource at ``path`` (one try per poll) until its ``status`` is terminal."""
+        url = self._url(path)
+        noun = job.removesuffix(" job")  # "OpenAI Sora status", "Runway task status"
+
+        async def fetch() -> dict[str, Any]:
+            resp = await self._request("GET", url, what=f"{job} {job_id} status", retries=0)
+            return self._json(resp, f"{self.label} {noun} status")
+
+        return await self._poll(
+            fetch, state_of=lambda j: str(j.get("status")), terminal=terminal, job_id=job_id, task_id=task_id,
+        )
+
+    async def _run_job(
+        self,
+        job_id: str | None,
+        *,
+        start: Callable[[], Awaitable[str]],
+        poll: Callable[[str], Awaitable[dict[str, Any]]],
+        job: str,
+    ) -> tuple[str, dict[str, Any]]:
+        """(job id, finished job): poll the resumed ``job_id``, or a job ``start()`` creates and checkpoints.
+
+        A resumed job the provider no longer knows (404) is replaced by one new job; a job this call
+        started that vanishes is an error.
+        """
+        resumed = job_id is not None
+        while True:
+            if job_id is None:
+                job_id = await start()
+            try:
+                return job_id, await poll(job_id)
+            except JobNotFound:
+                if not resumed:
+                    raise
+                logger.warning(
+                    "%s: resumed %s %s no longer exists; starting a new one", self.name, job, job_id
+                )
+                job_id, resumed = None, False
 
     def _resume_state(self, request: GenerationRequest, kind: str) -> dict[str, Any] | None:
         """The checkpoint to resume from, when it is this service's and names a job."""

@@ -15,16 +15,12 @@ import asyncio
 import base64
 import binascii
 import logging
-import re
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
-
-import httpx
-from pydantic import SecretStr
 
 from gas.generation.services.api_common import (
     VIDEO_TIERS,
     ApiService,
-    JobNotFound,
     JobTimeout,
     aspect_hint,
     nearest_by_aspect,
@@ -82,6 +78,16 @@ def _image_family(model: str) -> str:
     )
 
 
+def _offered_size(text: str, sizes: Sequence[tuple[int, int]], model: str) -> tuple[int, int]:
+    """An explicit ``WxH`` that ``model`` must offer as it is (no snapping)."""
+    size = parse_size(text)
+    if size not in sizes:
+        raise InvalidParameters(
+            f"size {text} is not offered by {model}; use one of " + ", ".join(f"{w}x{h}" for w, h in sizes)
+        )
+    return size
+
+
 class OpenAIService(ApiService):
     """OpenAI images (gpt-image-1 family, DALL-E) and Sora videos."""
 
@@ -90,29 +96,16 @@ class OpenAIService(ApiService):
     key_env = "OPENAI_API_KEY"
     label = "OpenAI"
 
+    default_base_url = "https://api.openai.com/v1"
+    tunable_defaults = {"request_timeout": 180.0, "retry_backoff": 5.0}
+
     def __init__(
-        self,
-        *,
-        api_key: SecretStr | str | None,
-        base_url: str = "https://api.openai.com/v1",
-        client: httpx.AsyncClient | None = None,
-        image_model: str = "gpt-image-1",
-        video_model: str = "sora-2",
-        poll_interval: float = 5.0,
-        job_timeout: float = 600.0,
-        request_timeout: float = 180.0,
-        download_timeout: float = 600.0,
-        max_retries: int = 2,
-        retry_backoff: float = 5.0,
-        **kwargs: Any,
+        self, *, image_model: str = "gpt-image-1", video_model: str = "sora-2", **kwargs: Any
     ) -> None:
-        """``job_timeout`` bounds each Sora attempt; ``max_retries`` is both the HTTP retry count and
-        the number of fresh Sora jobs after a transient job failure; ``retry_backoff`` the first delay."""
-        super().__init__(
-            api_key=api_key, base_url=base_url, client=client, poll_interval=poll_interval,
-            job_timeout=job_timeout, request_timeout=request_timeout, download_timeout=download_timeout,
-            max_retries=max_retries, retry_backoff=retry_backoff, **kwargs,
-        )
+        """Tunables as ``ApiService``: ``job_timeout`` bounds each Sora attempt; ``max_retries`` is both the
+        HTTP retry count and the number of fresh Sora jobs after a transient job failure; ``retry_backoff``
+        the first delay."""
+        super().__init__(**kwargs)
         _image_family(image_model)
         if not video_model.startswith("sora-2"):
             raise ValueError(f"unknown Sora model {video_model!r}")
@@ -129,12 +122,6 @@ class OpenAIService(ApiService):
     def default_models(self) -> dict[str, str]:
         return {"image": self.image_model, "video": self.video_model}
 
-    async def generate(self, request: GenerationRequest, checkpoint: CheckpointFn) -> GenerationResult:
-        self._check_request(request)
-        if request.modality == "image":
-            return await self._generate_image(request)
-        return await self._generate_video(request, checkpoint)
-
     # --- images -----------------------------------------------------------------------------------------
 
     def image_body(self, request: GenerationRequest) -> dict[str, Any]:
@@ -145,12 +132,7 @@ class OpenAIService(ApiService):
         sizes = {"gpt-image": _GPT_IMAGE_SIZES, "dall-e-3": _DALLE3_SIZES, "dall-e-2": _DALLE2_SIZES}[family]
         explicit = param_str(p, "size")
         if explicit and explicit != "auto":
-            size = parse_size(explicit)
-            if size not in sizes:
-                raise InvalidParameters(
-                    f"size {explicit} is not offered by {model}; use one of "
-                    + ", ".join(f"{w}x{h}" for w, h in sizes)
-                )
+            size = _offered_size(explicit, sizes, model)
         else:
             hint = aspect_hint(p)
             size = nearest_by_aspect(hint, sizes) if hint else sizes[0]
@@ -204,12 +186,7 @@ class OpenAIService(ApiService):
         sizes = _SORA_PRO_SIZES if model.startswith("sora-2-pro") else _SORA_SIZES
         explicit = param_str(p, "size")
         if explicit:
-            size = parse_size(explicit)
-            if size not in sizes:
-                raise InvalidParameters(
-                    f"size {explicit} is not offered by {model}; use one of "
-                    + ", ".join(f"{w}x{h}" for w, h in sizes)
-                )
+            size = _offered_size(explicit, sizes, model)
         else:
             tier = normalize_tier(param(p, "resolution"), VIDEO_TIERS)
             size = pick_video_size(sizes, tier, aspect_hint(p))
@@ -229,19 +206,18 @@ class OpenAIService(ApiService):
         else:
             spec = self.video_spec(request)
             attempt, job_id = 0, None
+
+        async def start() -> str:
+            nonlocal job_id  # a new job's id, for the failure message should it time out
+            job_id = await self._create_video(request, spec)
+            await checkpoint({"kind": CHECKPOINT_KIND, "job_id": job_id, **spec, "attempt": attempt})
+            return job_id
+
         while True:
-            if job_id is None:
-                job_id = await self._create_video(request, spec)
-                await checkpoint({"kind": CHECKPOINT_KIND, "job_id": job_id, **spec, "attempt": attempt})
-                resumed = None
             try:
-                job = await self._poll_video(job_id, request.task_id)
-            except JobNotFound:
-                if not resumed:
-                    raise
-                logger.warning("openai: resumed Sora job %s no longer exists; starting a new one", job_id)
-                job_id, resumed = None, None
-                continue
+                job_id, job = await self._run_job(
+                    job_id, start=start, poll=lambda j: self._poll_video(j, request.task_id), job="Sora job"
+                )
             except JobTimeout as exc:
                 code, message = "timeout", str(exc)
             else:
@@ -257,7 +233,7 @@ class OpenAIService(ApiService):
                     job_id, request.task_id, code, message, delay, attempt + 1, self.max_retries,
                 )
                 attempt += 1
-                job_id, resumed = None, None
+                job_id = None
                 await asyncio.sleep(delay)
                 continue
             raise GenerationFailed(f"OpenAI Sora job {job_id} failed ({code}): {self._redact(message)}")
@@ -268,26 +244,14 @@ class OpenAIService(ApiService):
         )
 
     async def _create_video(self, request: GenerationRequest, spec: dict[str, str]) -> str:
-        resp = await self._request(
-            "POST", self._url("videos"), what=f"Sora job creation with {spec['model']}",
-            form={"model": spec["model"], "prompt": request.prompt, "size": spec["size"], "seconds": spec["seconds"]},
-            creates_job=True,
-        )
-        job = self._json(resp, "OpenAI Sora job creation")
-        job_id = job.get("id")
-        if not isinstance(job_id, str) or not re.fullmatch(r"[\w.:-]{1,200}", job_id):
-            raise GenerationFailed(f"OpenAI Sora job creation returned no usable id ({str(job)[:200]})")
+        form = {"model": spec["model"], "prompt": request.prompt, "size": spec["size"],
+                "seconds": spec["seconds"]}
+        job_id = await self._create_job("videos", job="Sora job", model=spec["model"], form=form)
         logger.info("openai: task %s started Sora job %s (%s)", request.task_id, job_id, spec)
         return job_id
 
     async def _poll_video(self, job_id: str, task_id: str) -> dict[str, Any]:
-        url = self._url(f"videos/{job_id}")
-
-        async def fetch() -> dict[str, Any]:
-            resp = await self._request("GET", url, what=f"Sora job {job_id} status", retries=0)
-            return self._json(resp, "OpenAI Sora status")
-
-        return await self._poll(
-            fetch, state_of=lambda j: str(j.get("status")), terminal=("completed", "failed"),
-            job_id=job_id, task_id=task_id,
+        return await self._poll_json(
+            f"videos/{job_id}", job="Sora job", job_id=job_id, task_id=task_id,
+            terminal=("completed", "failed"),
         )

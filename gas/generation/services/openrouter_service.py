@@ -17,14 +17,10 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import httpx
-from pydantic import SecretStr
-
 from gas.generation.services.api_common import (
     IMAGE_TIERS,
     VIDEO_TIERS,
     ApiService,
-    JobNotFound,
     decode_data_url,
     nearest_number,
     normalize_tier,
@@ -93,27 +89,13 @@ class OpenRouterService(ApiService):
     key_env = "OPEN_ROUTER_API_KEY"
     label = "OpenRouter"
 
+    default_base_url = "https://openrouter.ai/api/v1"
+    tunable_defaults = {"poll_interval": 10.0, "job_timeout": 2400.0, "request_timeout": 120.0}
+
     def __init__(
-        self,
-        *,
-        api_key: SecretStr | str | None,
-        base_url: str = "https://openrouter.ai/api/v1",
-        client: httpx.AsyncClient | None = None,
-        image_model: str = DEFAULT_IMAGE_MODEL,
-        video_model: str = DEFAULT_VIDEO_MODEL,
-        poll_interval: float = 10.0,
-        job_timeout: float = 2400.0,
-        request_timeout: float = 120.0,
-        download_timeout: float = 600.0,
-        max_retries: int = 2,
-        retry_backoff: float = 2.0,
-        **kwargs: Any,
+        self, *, image_model: str = DEFAULT_IMAGE_MODEL, video_model: str = DEFAULT_VIDEO_MODEL, **kwargs: Any
     ) -> None:
-        super().__init__(
-            api_key=api_key, base_url=base_url, client=client, poll_interval=poll_interval,
-            job_timeout=job_timeout, request_timeout=request_timeout, download_timeout=download_timeout,
-            max_retries=max_retries, retry_backoff=retry_backoff, **kwargs,
-        )
+        super().__init__(**kwargs)
         if video_model not in VIDEO_MODELS:
             raise ValueError(f"unknown OpenRouter video model {video_model!r}")
         if not _MODEL_RE.match(image_model):
@@ -137,12 +119,6 @@ class OpenRouterService(ApiService):
 
     def default_models(self) -> dict[str, str]:
         return {"image": self.image_model, "video": self.video_model}
-
-    async def generate(self, request: GenerationRequest, checkpoint: CheckpointFn) -> GenerationResult:
-        self._check_request(request)
-        if request.modality == "image":
-            return await self._generate_image(request)
-        return await self._generate_video(request, checkpoint)
 
     # --- images -----------------------------------------------------------------------------------------
 
@@ -247,23 +223,19 @@ class OpenRouterService(ApiService):
             logger.info("openrouter: task %s resumes video job %s", request.task_id, job_id)
         else:
             body = self.video_body(request)
-            job_id, resumed = None, None
-        while True:
-            if job_id is None:
-                job_id = await self._create_video(request, body)
-                # The prompt is in the task record already; keep the checkpoint small.
-                kwargs = {k: v for k, v in body.items() if k != "prompt"}
-                await checkpoint({"kind": CHECKPOINT_KIND, "job_id": job_id, "model": body["model"],
-                                  "create_kwargs": kwargs})
-            try:
-                job = await self._poll_video(job_id, request.task_id)
-            except JobNotFound:
-                if not resumed:
-                    raise
-                logger.warning("openrouter: resumed video job %s no longer exists; starting a new one", job_id)
-                job_id, resumed = None, None
-                continue
-            break
+            job_id = None
+
+        async def start() -> str:
+            new_id = await self._create_video(request, body)
+            # The prompt is in the task record already; keep the checkpoint small.
+            kwargs = {k: v for k, v in body.items() if k != "prompt"}
+            await checkpoint({"kind": CHECKPOINT_KIND, "job_id": new_id, "model": body["model"],
+                              "create_kwargs": kwargs})
+            return new_id
+
+        job_id, job = await self._run_job(
+            job_id, start=start, poll=lambda j: self._poll_video(j, request.task_id), job="video job"
+        )
         status = str(job.get("status"))
         if status != "completed":
             error = job.get("error")
@@ -282,14 +254,7 @@ class OpenRouterService(ApiService):
         )
 
     async def _create_video(self, request: GenerationRequest, body: dict[str, Any]) -> str:
-        resp = await self._request(
-            "POST", self._url("videos"), what=f"video job creation with {body['model']}",
-            json_body=body, creates_job=True,
-        )
-        job = self._json(resp, "OpenRouter video job creation")
-        job_id = job.get("id")
-        if not isinstance(job_id, str) or not re.fullmatch(r"[\w.:-]{1,200}", job_id):
-            raise GenerationFailed(f"OpenRouter video job creation returned no usable id ({str(job)[:200]})")
+        job_id = await self._create_job("videos", job="video job", model=body["model"], json_body=body)
         logger.info(
             "openrouter: task %s started video job %s (%s, %s, %ss)", request.task_id, job_id,
             body["model"], body["resolution"], body["duration"],
@@ -297,12 +262,6 @@ class OpenRouterService(ApiService):
         return job_id
 
     async def _poll_video(self, job_id: str, task_id: str) -> dict[str, Any]:
-        url = self._url(f"videos/{job_id}")
-
-        async def fetch() -> dict[str, Any]:
-            resp = await self._request("GET", url, what=f"video job {job_id} status", retries=0)
-            return self._json(resp, "OpenRouter video status")
-
-        return await self._poll(
-            fetch, state_of=lambda j: str(j.get("status")), terminal=_TERMINAL, job_id=job_id, task_id=task_id,
+        return await self._poll_json(
+            f"videos/{job_id}", job="video job", job_id=job_id, task_id=task_id, terminal=_TERMINAL
         )

@@ -13,13 +13,9 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import httpx
-from pydantic import SecretStr
-
 from gas.generation.services.api_common import (
     VIDEO_TIERS,
     ApiService,
-    JobNotFound,
     aspect_hint,
     nearest_number,
     normalize_tier,
@@ -100,27 +96,11 @@ class RunwayService(ApiService):
     key_env = "RUNWAYML_API_SECRET"
     label = "Runway"
 
-    def __init__(
-        self,
-        *,
-        api_key: SecretStr | str | None,
-        base_url: str = "https://api.dev.runwayml.com/v1",
-        client: httpx.AsyncClient | None = None,
-        model: str = DEFAULT_MODEL,
-        poll_interval: float = 5.0,
-        job_timeout: float = 2400.0,
-        request_timeout: float = 60.0,
-        download_timeout: float = 600.0,
-        max_retries: int = 2,
-        retry_backoff: float = 2.0,
-        api_version: str = API_VERSION,
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(
-            api_key=api_key, base_url=base_url, client=client, poll_interval=poll_interval,
-            job_timeout=job_timeout, request_timeout=request_timeout, download_timeout=download_timeout,
-            max_retries=max_retries, retry_backoff=retry_backoff, **kwargs,
-        )
+    default_base_url = "https://api.dev.runwayml.com/v1"
+    tunable_defaults = {"job_timeout": 2400.0}
+
+    def __init__(self, *, model: str = DEFAULT_MODEL, api_version: str = API_VERSION, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
         if model not in MODELS:
             raise ValueError(f"unknown Runway model {model!r}")
         self.model = model
@@ -176,8 +156,7 @@ class RunwayService(ApiService):
             body["seed"] = seed
         return body, cut
 
-    async def generate(self, request: GenerationRequest, checkpoint: CheckpointFn) -> GenerationResult:
-        self._check_request(request)
+    async def _generate_video(self, request: GenerationRequest, checkpoint: CheckpointFn) -> GenerationResult:
         resumed = self._resume_state(request, CHECKPOINT_KIND)
         if resumed is None and request.checkpoint and request.checkpoint.get("runway_task_id"):
             # checkpoints written by the reference miner
@@ -192,22 +171,19 @@ class RunwayService(ApiService):
             body, cut = self.task_body(request)  # validate before anything is paid for
             meta = {k: body[k] for k in ("model", "ratio", "duration")}
             job_id = None
-        while True:
-            if job_id is None:
-                if body is None:
-                    body, cut = self.task_body(request)
-                    meta = {k: body[k] for k in ("model", "ratio", "duration")}
-                job_id = await self._create_task(request, body, cut)
-                await checkpoint({"kind": CHECKPOINT_KIND, "job_id": job_id, **meta})
-            try:
-                task = await self._poll_task(job_id, request.task_id)
-            except JobNotFound:
-                if not resumed:
-                    raise
-                logger.warning("runway: resumed Runway task %s no longer exists; starting a new one", job_id)
-                job_id, resumed = None, None
-                continue
-            break
+
+        async def start() -> str:
+            nonlocal body, cut, meta
+            if body is None:
+                body, cut = self.task_body(request)
+                meta = {k: body[k] for k in ("model", "ratio", "duration")}
+            new_id = await self._create_task(request, body, cut)
+            await checkpoint({"kind": CHECKPOINT_KIND, "job_id": new_id, **meta})
+            return new_id
+
+        job_id, task = await self._run_job(
+            job_id, start=start, poll=lambda j: self._poll_task(j, request.task_id), job="Runway task"
+        )
         status = str(task.get("status"))
         if status != "SUCCEEDED":
             code = task.get("failureCode")
@@ -231,14 +207,7 @@ class RunwayService(ApiService):
                 "runway: task %s prompt shortened to %d characters for %s", request.task_id,
                 len(body["promptText"]), body["model"],
             )
-        resp = await self._request(
-            "POST", self._url("text_to_video"), what=f"task creation with {body['model']}",
-            json_body=body, creates_job=True,
-        )
-        created = self._json(resp, "Runway task creation")
-        job_id = created.get("id")
-        if not isinstance(job_id, str) or not re.fullmatch(r"[\w.:-]{1,200}", job_id):
-            raise GenerationFailed(f"Runway task creation returned no usable id ({str(created)[:200]})")
+        job_id = await self._create_job("text_to_video", job="task", model=body["model"], json_body=body)
         logger.info(
             "runway: task %s started Runway task %s (%s, %s, %ss)", request.task_id, job_id,
             body["model"], body["ratio"], body["duration"],
@@ -246,12 +215,6 @@ class RunwayService(ApiService):
         return job_id
 
     async def _poll_task(self, job_id: str, task_id: str) -> dict[str, Any]:
-        url = self._url(f"tasks/{job_id}")
-
-        async def fetch() -> dict[str, Any]:
-            resp = await self._request("GET", url, what=f"task {job_id} status", retries=0)
-            return self._json(resp, "Runway task status")
-
-        return await self._poll(
-            fetch, state_of=lambda t: str(t.get("status")), terminal=_TERMINAL, job_id=job_id, task_id=task_id,
+        return await self._poll_json(
+            f"tasks/{job_id}", job="task", job_id=job_id, task_id=task_id, terminal=_TERMINAL
         )

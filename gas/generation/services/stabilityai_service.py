@@ -11,9 +11,6 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
-import httpx
-from pydantic import SecretStr
-
 from gas.generation.services.api_common import (
     ApiService,
     aspect_hint,
@@ -23,7 +20,6 @@ from gas.generation.services.api_common import (
     parse_ratio,
 )
 from gas.generation.services.base import (
-    CheckpointFn,
     GenerationFailed,
     GenerationRequest,
     GenerationResult,
@@ -57,23 +53,12 @@ class StabilityAIService(ApiService):
     key_env = "STABILITY_API_KEY"
     label = "Stability AI"
 
-    def __init__(
-        self,
-        *,
-        api_key: SecretStr | str | None,
-        base_url: str = "https://api.stability.ai",
-        client: httpx.AsyncClient | None = None,
-        model: str = DEFAULT_MODEL,
-        request_timeout: float = 90.0,
-        max_retries: int = 2,
-        retry_backoff: float = 2.0,
-        **kwargs: Any,
-    ) -> None:
-        """Synchronous API: ``request_timeout`` bounds the one generation call (the reference's 90 s)."""
-        super().__init__(
-            api_key=api_key, base_url=base_url, client=client, request_timeout=request_timeout,
-            max_retries=max_retries, retry_backoff=retry_backoff, **kwargs,
-        )
+    default_base_url = "https://api.stability.ai"
+    #: Synchronous API: ``request_timeout`` bounds the one generation call (the reference's 90 s).
+    tunable_defaults = {"request_timeout": 90.0}
+
+    def __init__(self, *, model: str = DEFAULT_MODEL, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
         if model not in _ENDPOINTS:
             raise ValueError(f"unknown Stability model {model!r}")
         self.model = model
@@ -120,8 +105,7 @@ class StabilityAIService(ApiService):
             form["seed"] = str(seed)
         return endpoint, form
 
-    async def generate(self, request: GenerationRequest, checkpoint: CheckpointFn) -> GenerationResult:
-        self._check_request(request)
+    async def _generate_image(self, request: GenerationRequest) -> GenerationResult:
         endpoint, form = self.form_for(request)
         model = form.get("model") or endpoint
         logger.info("stabilityai: image for task %s with %s (%s)", request.task_id, model, endpoint)
